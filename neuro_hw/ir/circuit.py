@@ -1,0 +1,370 @@
+"""`Circuit`: a NIR graph plus the plasticity extension.
+
+A circuit is a flat graph of NIR nodes (nested ``NIRGraph`` nodes are flattened on import with
+dotted names, ``"sub.node"``), identity edges (several edges into one node are summed) and a map
+from weight-node name to :class:`~neuro_hw.ir.plasticity.Plasticity`.
+
+Supported node types (nir 1.0.8): Input, Output, Affine, Linear, Scale, LIF, CubaLIF, IF, LI,
+CubaLI, I, Threshold, Delay, Flatten.  Conv1d, Conv2d, SumPool2d and AvgPool2d are refused with
+:class:`~neuro_hw.errors.UnsupportedNodeError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+
+import nir
+import numpy as np
+
+from neuro_hw.errors import RuleError, UnsupportedNodeError, ValidationError
+from neuro_hw.ir.plasticity import Plasticity
+
+NEURON_TYPES = ("LI", "LIF", "CubaLI", "CubaLIF", "I", "IF")
+SPIKING_TYPES = ("LIF", "CubaLIF", "IF")
+WEIGHT_TYPES = ("Linear", "Affine")
+STATELESS_TYPES = ("Scale", "Threshold", "Flatten", "Input", "Output")
+SUPPORTED_TYPES = ("Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay", "Flatten") + NEURON_TYPES
+NOT_YET_SUPPORTED = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+#: Parameters that must be strictly positive (time constants).
+POSITIVE_FIELDS = ("tau", "tau_mem", "tau_syn")
+_SKIP_FIELDS = ("input_type", "output_type", "metadata")
+
+
+def node_type(node: nir.NIRNode) -> str:
+    return type(node).__name__
+
+
+def node_parameters(node: nir.NIRNode) -> dict[str, np.ndarray]:
+    """The numeric parameters of a NIR node as float arrays (``Flatten``'s dims included)."""
+    params = {}
+    for f in fields(node):
+        if f.name in _SKIP_FIELDS:
+            continue
+        value = getattr(node, f.name)
+        if value is None:
+            continue
+        params[f.name] = np.asarray(value)
+    return params
+
+
+def _shape(value) -> tuple[int, ...]:
+    return tuple(int(s) for s in np.asarray(value).reshape(-1))
+
+
+def input_shape(node: nir.NIRNode) -> tuple[int, ...]:
+    return _shape(next(iter(node.input_type.values())))
+
+
+def output_shape(node: nir.NIRNode) -> tuple[int, ...]:
+    return _shape(next(iter(node.output_type.values())))
+
+
+def flatten_graph(graph: nir.NIRGraph, prefix: str = "") -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]]]:
+    """Flatten nested NIR graphs into one level with dotted node names.
+
+    An edge into a subgraph ``G`` goes to G's Input nodes, an edge out of ``G`` leaves from G's
+    Output nodes (NIR's convention); dotted edge endpoints (``"G.B"``) are kept as they are.
+    """
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    subgraphs: dict[str, nir.NIRGraph] = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = flatten_graph(node, prefix=f"{prefix}{name}.")
+            nodes.update(sub_nodes)
+            edges.extend(sub_edges)
+            subgraphs[name] = node
+        else:
+            nodes[f"{prefix}{name}"] = node
+
+    def ends(name: str, kind: type) -> list[str]:
+        if name in subgraphs:
+            sub = subgraphs[name]
+            return [f"{prefix}{name}.{k}" for k, n in sub.nodes.items() if isinstance(n, kind)]
+        return [f"{prefix}{name}"]
+
+    for src, dst in graph.edges:
+        for s in ends(src, nir.Output):
+            for d in ends(dst, nir.Input):
+                edges.append((s, d))
+    return nodes, edges
+
+
+class Circuit:
+    """A NIR graph with plasticity rules attached to weight nodes.
+
+    Parameters
+    ----------
+    nodes:
+        Node name -> ``nir`` node.
+    edges:
+        ``(source, destination)`` pairs.
+    plasticity:
+        Weight-node name -> :class:`~neuro_hw.ir.plasticity.Plasticity`.
+    metadata:
+        Free-form, JSON-serialisable information kept in the file (not part of the hash).
+    """
+
+    def __init__(
+        self,
+        nodes: Mapping[str, nir.NIRNode],
+        edges: Iterable[tuple[str, str]],
+        plasticity: Mapping[str, Plasticity] | None = None,
+        metadata: Mapping | None = None,
+        *,
+        validate: bool = True,
+    ) -> None:
+        self.nodes: dict[str, nir.NIRNode] = dict(nodes)
+        self.edges: list[tuple[str, str]] = [(str(a), str(b)) for a, b in edges]
+        self.plasticity: dict[str, Plasticity] = dict(plasticity or {})
+        self.metadata: dict = dict(metadata or {})
+        if validate:
+            self.validate()
+
+    # -- NIR interop -------------------------------------------------------------------------------
+    @classmethod
+    def from_nir(cls, graph: nir.NIRGraph, plasticity: Mapping[str, Plasticity] | None = None) -> Circuit:
+        """Wrap a ``nir.NIRGraph`` (nested graphs are flattened), optionally with plasticity."""
+        if not isinstance(graph, nir.NIRGraph):
+            raise ValidationError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+        nodes, edges = flatten_graph(graph)
+        metadata = dict(graph.metadata) if isinstance(graph.metadata, dict) else {}
+        return cls(nodes, edges, plasticity, metadata)
+
+    def to_nir(self) -> nir.NIRGraph:
+        """The static network as a stock ``nir.NIRGraph`` (plasticity is not representable in NIR)."""
+        return nir.NIRGraph(nodes=dict(self.nodes), edges=list(self.edges), type_check=False)
+
+    # -- structure ---------------------------------------------------------------------------------
+    def predecessors(self, name: str) -> list[str]:
+        return [a for a, b in self.edges if b == name]
+
+    def successors(self, name: str) -> list[str]:
+        return [b for a, b in self.edges if a == name]
+
+    def type_of(self, name: str) -> str:
+        return node_type(self.nodes[name])
+
+    def names_of_type(self, *types: str) -> list[str]:
+        return [n for n, node in self.nodes.items() if node_type(node) in types]
+
+    @property
+    def input_names(self) -> list[str]:
+        """Input nodes that receive external stimuli (Input nodes without incoming edges)."""
+        return [n for n in self.names_of_type("Input") if not self.predecessors(n)]
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.names_of_type("Output")
+
+    def size(self, name: str) -> int:
+        return int(np.prod(output_shape(self.nodes[name])))
+
+    def add_plasticity(
+        self,
+        synapse: str,
+        rules,
+        *,
+        pre: str | None = None,
+        post: str | None = None,
+        **kwargs,
+    ) -> Plasticity:
+        """Attach learning rules to weight node ``synapse`` and return the new spec.
+
+        ``pre`` and ``post`` default to the unique predecessor and successor of the weight node.
+        Other keyword arguments are those of :meth:`Plasticity.create` (``traces``, ``third_factor``,
+        ``t_epoch``, ``w_bounds``).  The circuit is validated afterwards.
+        """
+        if synapse not in self.nodes:
+            raise RuleError("no such node to attach plasticity to", node=synapse)
+        if pre is None:
+            preds = self.predecessors(synapse)
+            if len(preds) != 1:
+                raise RuleError(
+                    f"cannot infer 'pre': {len(preds)} incoming edges; pass pre=", node=synapse, field="pre"
+                )
+            pre = preds[0]
+        if post is None:
+            succs = self.successors(synapse)
+            if len(succs) != 1:
+                raise RuleError(
+                    f"cannot infer 'post': {len(succs)} outgoing edges; pass post=", node=synapse, field="post"
+                )
+            post = succs[0]
+        try:
+            spec = Plasticity.create(pre, post, rules, **kwargs)
+        except RuleError as err:
+            raise err.located(node=synapse, field="rules") from None
+        previous = self.plasticity.get(synapse)
+        self.plasticity[synapse] = spec
+        try:
+            self.validate()
+        except Exception:
+            if previous is None:
+                del self.plasticity[synapse]
+            else:
+                self.plasticity[synapse] = previous
+            raise
+        return spec
+
+    # -- validation --------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise a clear error (node, field, reason) for anything the simulator or compiler can't use."""
+        for name, node in self.nodes.items():
+            _validate_node(name, node)
+        names = set(self.nodes)
+        seen = set()
+        for src, dst in self.edges:
+            for end, role in ((src, "source"), (dst, "destination")):
+                if end not in names:
+                    raise ValidationError(
+                        f"edge ({src!r} -> {dst!r}) names a {role} node that does not exist", node=end, field="edges"
+                    )
+            if (src, dst) in seen:
+                raise ValidationError(f"duplicate edge ({src!r} -> {dst!r})", node=dst, field="edges")
+            seen.add((src, dst))
+            n_out = int(np.prod(output_shape(self.nodes[src])))
+            n_in = int(np.prod(input_shape(self.nodes[dst])))
+            if n_out != n_in:
+                raise ValidationError(
+                    f"shape mismatch on edge {src!r} -> {dst!r}: {src!r} outputs "
+                    f"{output_shape(self.nodes[src])} ({n_out} values) but {dst!r} expects "
+                    f"{input_shape(self.nodes[dst])} ({n_in} values)",
+                    node=dst,
+                    field="input",
+                )
+        for name in self.nodes:
+            if self.type_of(name) == "Output" and self.successors(name):
+                raise ValidationError("an Output node cannot have outgoing edges", node=name, field="edges")
+        for synapse, spec in self.plasticity.items():
+            self._validate_plasticity(synapse, spec)
+
+    def _validate_plasticity(self, synapse: str, spec: Plasticity) -> None:
+        if synapse not in self.nodes:
+            raise RuleError("plasticity is attached to a node that does not exist", node=synapse)
+        kind = self.type_of(synapse)
+        if kind not in WEIGHT_TYPES:
+            raise RuleError(f"plasticity must attach to a Linear or Affine node, not {kind}", node=synapse)
+        weight = np.asarray(self.nodes[synapse].weight)
+        if weight.ndim != 2:
+            raise RuleError(
+                f"plastic weights must be a 2-D matrix, got shape {weight.shape}", node=synapse, field="weight"
+            )
+        n_post, n_pre = weight.shape
+        for role, pop in (("pre", spec.pre), ("post", spec.post)):
+            if pop not in self.nodes:
+                raise RuleError(f"{role} population {pop!r} does not exist", node=synapse, field=role)
+        if synapse not in self.successors(spec.pre):
+            raise RuleError(f"pre population {spec.pre!r} has no edge into {synapse!r}", node=synapse, field="pre")
+        if spec.post not in self.successors(synapse):
+            raise RuleError(f"post population {spec.post!r} is not fed by {synapse!r}", node=synapse, field="post")
+        if self.type_of(spec.post) not in NEURON_TYPES:
+            raise RuleError(
+                f"post population {spec.post!r} is a {self.type_of(spec.post)}, not a neuron node",
+                node=synapse,
+                field="post",
+            )
+        if self.size(spec.pre) != n_pre or self.size(spec.post) != n_post:
+            raise RuleError(
+                f"pre/post sizes ({self.size(spec.pre)}, {self.size(spec.post)}) do not match the weight "
+                f"matrix (n_pre={n_pre}, n_post={n_post})",
+                node=synapse,
+                field="weight",
+            )
+        for trace, source in spec.third_factor.items():
+            if source not in self.nodes:
+                raise RuleError(
+                    f"third-factor source {source!r} (for {trace}) does not exist", node=synapse, field="third_factor"
+                )
+            if self.size(source) != n_post:
+                raise RuleError(
+                    f"third-factor source {source!r} has {self.size(source)} values, the post population has {n_post}",
+                    node=synapse,
+                    field="third_factor",
+                )
+        lo, hi = spec.w_bounds
+        if np.any(weight < lo) or np.any(weight > hi):
+            raise RuleError(
+                f"initial weights span [{weight.min():g}, {weight.max():g}], outside w_bounds [{lo:g}, {hi:g}]",
+                node=synapse,
+                field="w_bounds",
+            )
+
+    # -- identity ----------------------------------------------------------------------------------
+    def hash(self) -> str:
+        """SHA-256 of the circuit's content (nodes, parameters, edges, plasticity); metadata excluded."""
+        h = hashlib.sha256()
+        for name in sorted(self.nodes):
+            node = self.nodes[name]
+            h.update(f"node:{name}:{node_type(node)}\n".encode())
+            for key, value in sorted(node_parameters(node).items()):
+                arr = np.ascontiguousarray(value, dtype=np.float64) if value.dtype.kind in "biuf" else value
+                h.update(f"{key}:{arr.shape}:".encode())
+                h.update(arr.tobytes() if arr.dtype.kind in "biuf" else repr(arr.tolist()).encode())
+        for src, dst in sorted(self.edges):
+            h.update(f"edge:{src}->{dst}\n".encode())
+        for name in sorted(self.plasticity):
+            h.update(f"plasticity:{name}:".encode())
+            h.update(json.dumps(self.plasticity[name].to_dict(), sort_keys=True).encode())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{n}:{self.type_of(n)}" for n in self.nodes)
+        return f"Circuit(nodes=[{kinds}], edges={len(self.edges)}, plastic={sorted(self.plasticity)})"
+
+    def describe(self) -> str:
+        """A multi-line human-readable description."""
+        lines = [f"Circuit {self.hash()[:12]}: {len(self.nodes)} nodes, {len(self.edges)} edges"]
+        for name, node in self.nodes.items():
+            lines.append(f"  {name:<20} {node_type(node):<9} in={input_shape(node)} out={output_shape(node)}")
+        for src, dst in self.edges:
+            lines.append(f"  {src} -> {dst}")
+        for name, spec in self.plasticity.items():
+            lines.append(f"  plastic {name}: {spec}")
+        return "\n".join(lines)
+
+
+def _validate_node(name: str, node: nir.NIRNode) -> None:
+    kind = node_type(node)
+    if kind in NOT_YET_SUPPORTED:
+        raise UnsupportedNodeError(
+            f"{kind} nodes are not supported yet (supported: {', '.join(SUPPORTED_TYPES)})", node=name
+        )
+    if kind == "NIRGraph":
+        raise UnsupportedNodeError("nested graphs must be flattened first (use Circuit.from_nir)", node=name)
+    if kind not in SUPPORTED_TYPES:
+        raise UnsupportedNodeError(f"unknown node type {kind!r} (supported: {', '.join(SUPPORTED_TYPES)})", node=name)
+    for key, value in node_parameters(node).items():
+        if value.dtype.kind not in "biuf":
+            raise ValidationError(f"parameter must be numeric, got dtype {value.dtype}", node=name, field=key)
+        if not np.all(np.isfinite(value)):
+            bad = np.asarray(value, dtype=float).reshape(-1)
+            idx = int(np.flatnonzero(~np.isfinite(bad))[0])
+            raise ValidationError(
+                f"parameter contains {bad[idx]} at flat index {idx}; all values must be finite", node=name, field=key
+            )
+        if key in POSITIVE_FIELDS and np.any(value <= 0):
+            raise ValidationError(f"time constants must be > 0, got min {value.min():g}", node=name, field=key)
+    if kind == "Delay" and np.any(np.asarray(node.delay) < 0):
+        raise ValidationError("delays must be >= 0", node=name, field="delay")
+    if kind in WEIGHT_TYPES:
+        weight = np.asarray(node.weight)
+        if weight.ndim != 2:
+            raise UnsupportedNodeError(
+                f"{kind} weights with {weight.ndim} dimensions are not supported yet (need a 2-D matrix)",
+                node=name,
+                field="weight",
+            )
+        if kind == "Affine" and np.asarray(node.bias).size != weight.shape[0]:
+            raise ValidationError(
+                f"bias has {np.asarray(node.bias).size} values for {weight.shape[0]} outputs", node=name, field="bias"
+            )
+    if kind in NEURON_TYPES + ("Scale", "Threshold", "Delay"):
+        sizes = {k: v.size for k, v in node_parameters(node).items()}
+        n = int(np.prod(output_shape(node)))
+        for key, size in sizes.items():
+            if size not in (1, n):
+                raise ValidationError(f"has {size} values, expected 1 or {n}", node=name, field=key)

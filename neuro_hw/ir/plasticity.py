@@ -1,0 +1,204 @@
+"""The plasticity extension: learning rules attached to weight nodes of a NIR graph.
+
+A :class:`Plasticity` attaches to one weight node (``Linear`` or ``Affine``) with weight matrix
+``W`` of shape ``(n_post, n_pre)`` and names its presynaptic node ``pre`` (whose output feeds the
+weight node) and its postsynaptic neuron node ``post`` (which the weight node feeds).
+
+Traces (float reference semantics; ``dt`` is the simulation step, ``tau`` in the graph's time unit)::
+
+    x_k[t] = x_k[t-1] * exp(-dt / tau_k) + impulse_k * s_pre[t]        k = 1, 2
+    y_k[t] = y_k[t-1] * exp(-dt / tau_k) + impulse_k * s_post[t]       k = 1, 2, 3
+
+``s[t]`` is 1 when the node's output at step ``t`` is nonzero (graded payloads count as one event).
+``tau = 0`` keeps only the current step's impulse; ``tau = inf`` never decays.  A post trace listed
+in ``third_factor`` (e.g. ``{"y2": "reward"}``) is instead *set* every step to the output of the
+named node (an ``Input`` or neuron node of size ``n_post``): the modulatory third factor.
+
+Every ``t_epoch`` steps (at steps ``t`` with ``t % t_epoch == 0``) each rule ``dz = sum_k c_k prod_j
+f_kj`` (``z`` in ``w``, ``t``, ``d``) is evaluated for every synapse and added to ``z``; ``w`` is then
+clipped to ``w_bounds``.  Factors are read as the learning engine reads them: in a product whose
+dependency is ``y0`` the traces are taken at the post neuron's last spike in the epoch, for ``x0``
+at the pre neuron's last spike, otherwise at the end of the epoch (see :mod:`neuro_hw.ir.rules`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from neuro_hw.errors import RuleError
+from neuro_hw.ir.rules import (
+    POST_TRACES,
+    TARGET_VARIABLE,
+    TARGETS,
+    TRACES,
+    Expression,
+    as_expression,
+)
+
+#: Default trace parameters (impulse 1, tau 20 ms in seconds) used for traces a rule does not configure.
+DEFAULT_IMPULSE = 1.0
+DEFAULT_TAU = 0.02
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A synaptic trace: ``impulse`` added per spike, decay time constant ``tau`` (graph time unit)."""
+
+    impulse: float = DEFAULT_IMPULSE
+    tau: float = DEFAULT_TAU
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.impulse):
+            raise RuleError(f"trace impulse must be finite, got {self.impulse!r}", field="impulse")
+        if math.isnan(self.tau) or self.tau < 0:
+            raise RuleError(f"trace tau must be >= 0 (or inf), got {self.tau!r}", field="tau")
+
+    def to_dict(self) -> dict:
+        return {"impulse": self.impulse, "tau": self.tau}
+
+
+@dataclass
+class Plasticity:
+    """Learning rules of one weight node (see module docstring for the semantics).
+
+    Parameters
+    ----------
+    pre, post:
+        Names of the presynaptic node (feeds the weight node) and postsynaptic neuron node.
+    rules:
+        Target (``"dw"``, ``"dt"``, ``"dd"``) -> :class:`~neuro_hw.ir.rules.Expression`.
+    traces:
+        Trace name (``x1 x2 y1 y2 y3``) -> :class:`Trace`; missing traces get the defaults.
+    third_factor:
+        Post trace -> node whose output sets that trace every step (e.g. ``{"y2": "reward"}``).
+    t_epoch:
+        Learning epoch in steps (rules applied at steps ``t % t_epoch == 0``).
+    w_bounds:
+        ``(w_min, w_max)`` clip applied to ``w`` after every update.
+    """
+
+    pre: str
+    post: str
+    rules: dict[str, Expression]
+    traces: dict[str, Trace] = field(default_factory=dict)
+    third_factor: dict[str, str] = field(default_factory=dict)
+    t_epoch: int = 1
+    w_bounds: tuple[float, float] = (-math.inf, math.inf)
+
+    def __post_init__(self) -> None:
+        self.rules = dict(self.rules)
+        self.traces = {name: self.traces.get(name, Trace()) for name in TRACES}
+        self.third_factor = dict(self.third_factor)
+        self.w_bounds = (float(self.w_bounds[0]), float(self.w_bounds[1]))
+        self.check()
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        pre: str,
+        post: str,
+        rules: str | Expression | Mapping | list,
+        *,
+        traces: Mapping[str, Trace | Mapping | tuple] | None = None,
+        third_factor: Mapping[str, str] | None = None,
+        t_epoch: int = 1,
+        w_bounds: tuple[float, float] = (-math.inf, math.inf),
+    ) -> Plasticity:
+        """Build from user-friendly forms.
+
+        ``rules`` may be one rule string (``"dw = ..."``), a list of rule strings / Expressions, or a
+        mapping ``{"dw": "0.01*x1*y0", ...}``.  Trace specs may be :class:`Trace`, ``{"impulse": ..,
+        "tau": ..}`` or ``(impulse, tau)``.  Third-factor node names may be used as symbols in the
+        rule strings (``"dw = 0.1*x1*reward"`` with ``third_factor={"y2": "reward"}``).
+        """
+        third_factor = dict(third_factor or {})
+        aliases = {source: trace for trace, source in third_factor.items()}
+        parsed: dict[str, Expression] = {}
+        if isinstance(rules, (str, Expression)):
+            rules = [rules]
+        items = rules.items() if isinstance(rules, Mapping) else [(None, r) for r in rules]
+        for target, rule in items:
+            expr = as_expression(rule, target=target, aliases=aliases)
+            if expr.target in parsed:
+                raise RuleError(f"two rules for target {expr.target!r}", field="rules")
+            parsed[expr.target] = expr
+        trace_objs = {}
+        for name, spec in (traces or {}).items():
+            if isinstance(spec, Trace):
+                trace_objs[name] = spec
+            elif isinstance(spec, Mapping):
+                trace_objs[name] = Trace(
+                    float(spec.get("impulse", DEFAULT_IMPULSE)), float(spec.get("tau", DEFAULT_TAU))
+                )
+            else:
+                impulse, tau = spec
+                trace_objs[name] = Trace(float(impulse), float(tau))
+        unknown = set(trace_objs) - set(TRACES)
+        if unknown:
+            raise RuleError(f"unknown trace(s) {sorted(unknown)}; expected {', '.join(TRACES)}", field="traces")
+        return cls(pre, post, parsed, trace_objs, third_factor, int(t_epoch), tuple(w_bounds))
+
+    # -- checks ------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Self-consistency (graph-independent); graph checks live in :mod:`neuro_hw.ir.validate`."""
+        if not self.rules:
+            raise RuleError("a plasticity spec needs at least one rule", field="rules")
+        for target, expr in self.rules.items():
+            if target not in TARGETS or expr.target != target:
+                raise RuleError(f"rule stored under {target!r} has target {expr.target!r}", field="rules")
+        unknown = set(self.traces) - set(TRACES)
+        if unknown:
+            raise RuleError(f"unknown trace(s) {sorted(unknown)}", field="traces")
+        for trace, source in self.third_factor.items():
+            if trace not in POST_TRACES:
+                raise RuleError(
+                    f"third factor {source!r} is bound to {trace!r}; it must drive a post trace "
+                    f"({', '.join(POST_TRACES)})",
+                    field="third_factor",
+                )
+        if not isinstance(self.t_epoch, int) or self.t_epoch < 1:
+            raise RuleError(f"t_epoch must be an integer >= 1, got {self.t_epoch!r}", field="t_epoch")
+        lo, hi = self.w_bounds
+        if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+            raise RuleError(f"w_bounds must satisfy w_min < w_max, got {self.w_bounds}", field="w_bounds")
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Synaptic variables this spec changes (``w`` always exists; ``t``, ``d`` if a rule targets them)."""
+        return tuple(TARGET_VARIABLE[t] for t in TARGETS if t in self.rules)
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(s for expr in self.rules.values() for s in expr.symbols)
+
+    # -- (de)serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "pre": self.pre,
+            "post": self.post,
+            "rules": {t: e.to_dict() for t, e in self.rules.items()},
+            "rule_strings": {t: str(e) for t, e in self.rules.items()},
+            "traces": {k: v.to_dict() for k, v in self.traces.items()},
+            "third_factor": dict(self.third_factor),
+            "t_epoch": self.t_epoch,
+            "w_bounds": list(self.w_bounds),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Plasticity:
+        return cls(
+            pre=str(data["pre"]),
+            post=str(data["post"]),
+            rules={t: Expression.from_dict(e) for t, e in data["rules"].items()},
+            traces={k: Trace(float(v["impulse"]), float(v["tau"])) for k, v in data["traces"].items()},
+            third_factor={str(k): str(v) for k, v in data.get("third_factor", {}).items()},
+            t_epoch=int(data["t_epoch"]),
+            w_bounds=(float(data["w_bounds"][0]), float(data["w_bounds"][1])),
+        )
+
+    def __str__(self) -> str:
+        rules = "; ".join(str(e) for e in self.rules.values())
+        return f"Plasticity({self.pre} -> {self.post}: {rules}; t_epoch={self.t_epoch})"
