@@ -43,6 +43,10 @@ class InputProgram:
     name: str
     n: int
     graded: bool = False
+    #: Host-side conversion of a float stimulus to integer payloads: ``round(value * scale)``.
+    scale: float = 1.0
+    #: Largest payload the target accepts (0/1 for spikes; 2**bits - 1 for graded inputs).
+    max_payload: int = 1
 
 
 @dataclass
@@ -64,6 +68,10 @@ class NeuronProgram:
     v_init: np.ndarray
     model: str = "lif"
     shape: tuple[int, ...] = ()
+    #: Float meaning of the integers (for comparison with the reference):
+    #: ``v_float = v_int / v_scale + v_offset`` per neuron; ``None`` when not compiled from a circuit.
+    v_scale: np.ndarray | None = None
+    v_offset: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.bias_mant = np.broadcast_to(np.asarray(self.bias_mant, dtype=np.int32), (self.n,)).copy()
@@ -106,6 +114,9 @@ class ConnectionProgram:
     num_message_bits: int = 0
     delays: np.ndarray | None = None
     learning: LearningProgram | None = None
+    #: Float meaning of the weights: ``w_float = w_int / w_scale`` (per post neuron, shape (n_target, 1));
+    #: ``None`` when not compiled from a circuit.
+    w_scale: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.weights = np.asarray(self.weights, dtype=np.int32)

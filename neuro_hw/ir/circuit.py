@@ -158,7 +158,8 @@ class Circuit:
 
     @property
     def output_names(self) -> list[str]:
-        return self.names_of_type("Output")
+        """Output nodes of the circuit (those of flattened subgraphs that feed on are pass-through)."""
+        return [n for n in self.names_of_type("Output") if not self.successors(n)]
 
     def size(self, name: str) -> int:
         return int(np.prod(output_shape(self.nodes[name])))
@@ -236,9 +237,6 @@ class Circuit:
                     node=dst,
                     field="input",
                 )
-        for name in self.nodes:
-            if self.type_of(name) == "Output" and self.successors(name):
-                raise ValidationError("an Output node cannot have outgoing edges", node=name, field="edges")
         for synapse, spec in self.plasticity.items():
             self._validate_plasticity(synapse, spec)
 

@@ -59,7 +59,9 @@ def save(circuit: Circuit, path: str | os.PathLike) -> Path:
     try:
         payload = json.dumps(extension, allow_nan=True)
     except (TypeError, ValueError) as err:
-        raise ValidationError(f"circuit metadata is not JSON-serialisable ({err})", file=str(path), field="metadata")
+        raise ValidationError(
+            f"circuit metadata is not JSON-serialisable ({err})", file=str(path), field="metadata"
+        ) from None
     if not path.parent.exists():
         raise CircuitFileError("the folder to save into does not exist", file=str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -147,7 +149,9 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
     try:
         ext = json.loads(group.attrs["extension"])
     except (KeyError, json.JSONDecodeError, TypeError) as err:
-        raise CircuitFileError(f"plasticity extension is not valid JSON ({err})", file=file, field=EXTENSION_GROUP)
+        raise CircuitFileError(
+            f"plasticity extension is not valid JSON ({err})", file=file, field=EXTENSION_GROUP
+        ) from None
     plasticity = {}
     for name, spec in ext.get("plasticity", {}).items():
         try:
@@ -155,7 +159,9 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
         except NeuroHWError as err:
             raise err.located(file=file, node=name) from None
         except (KeyError, TypeError, ValueError) as err:
-            raise CircuitFileError(f"malformed plasticity entry ({err!r})", file=file, node=name, field="plasticity")
+            raise CircuitFileError(
+                f"malformed plasticity entry ({err!r})", file=file, node=name, field="plasticity"
+            ) from None
     return plasticity, ext.get("metadata", {})
 
 

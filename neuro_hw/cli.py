@@ -1,0 +1,160 @@
+"""Command line: ``neuro-hw demo | info | simulate | compile``.
+
+Run ``neuro-hw <command> --help`` for the options of each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from neuro_hw.errors import InputError, NeuroHWError
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from neuro_hw.circuits.demo import run_demo
+
+    run_demo(out_dir=Path(args.out), steps=args.steps, trials=args.trials, seed=args.seed)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import neuro_hw
+
+    circuit = neuro_hw.load(args.circuit)
+    print(circuit.describe())
+    return 0
+
+
+def _parse_input(spec: str) -> tuple[str, np.ndarray]:
+    name, sep, file = spec.partition("=")
+    if not sep or not name or not file:
+        raise InputError(f"--input expects NAME=FILE.npy, got {spec!r}", field="--input")
+    try:
+        return name, np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read stimulus ({err})", file=file, node=name, field="--input") from None
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import neuro_hw
+
+    circuit = neuro_hw.load(args.circuit)
+    inputs = dict(_parse_input(s) for s in args.input)
+    result = neuro_hw.simulate(
+        circuit,
+        inputs,
+        steps=args.steps,
+        dt=args.dt,
+        seed=args.seed,
+        record=args.record,
+        method=args.method,
+        synaptic_delay=args.synaptic_delay,
+        batch=args.batch,
+    )
+    print(result.summary())
+    if args.out:
+        print(f"result written to {result.save(args.out)}")
+    return 0
+
+
+def _parse_range(spec: str) -> tuple[str, float]:
+    name, sep, value = spec.partition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise InputError(f"--input-range expects NAME=MAX, got {spec!r}", field="--input-range") from None
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import tempfile
+
+    import neuro_hw
+
+    circuit = neuro_hw.load(args.circuit)
+    program = neuro_hw.compile(
+        circuit, target=args.target, dt=args.dt, input_ranges=dict(_parse_range(s) for s in args.input_range)
+    )
+    print(program.report.format_table())
+    if args.report:
+        path = Path(args.report)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if path.parent.exists() else "."
+        )
+        with os.fdopen(fd, "w") as f:
+            json.dump(program.report.to_dict(), f, indent=2)
+        os.replace(tmp, path)
+        print(f"\nreport written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuro-hw",
+        description="Describe, simulate, compile and emulate learning spiking circuits (NIR + plasticity).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="STDP circuit learning correlated inputs: table + plots + files")
+    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    demo.add_argument("--steps", type=int, default=20000, help="steps of 1 ms (default: 20000)")
+    demo.add_argument("--trials", type=int, default=4, help="independent trials run as one batch (default: 4)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of weights and input spike trains (default: 0)")
+    demo.set_defaults(func=_cmd_demo)
+
+    info = sub.add_parser("info", help="describe a circuit file (nodes, edges, plasticity rules)")
+    info.add_argument("circuit", help="a .nir file (stock NIR or saved by neuro-hw)")
+    info.set_defaults(func=_cmd_info)
+
+    sim = sub.add_parser("simulate", help="run the float64 reference simulator on a circuit file")
+    sim.add_argument("circuit", help="a .nir file")
+    sim.add_argument("--steps", type=int, required=True, help="number of steps")
+    sim.add_argument("--dt", type=float, required=True, help="step length in the graph's time unit")
+    sim.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="stimulus for input node NAME: array (T, *shape) or (B, T, *shape); repeat per input",
+    )
+    sim.add_argument("--record", action="append", default=None, help="extra state to record, e.g. lif.v or 'all'")
+    sim.add_argument("--method", choices=("exact", "euler"), default="exact", help="integration (default: exact)")
+    sim.add_argument("--synaptic-delay", type=int, choices=(0, 1), default=1, help="weight-node delay in steps")
+    sim.add_argument("--batch", type=int, default=None, help="trials when the circuit has no inputs")
+    sim.add_argument("--seed", type=int, default=0, help="seed recorded with the result")
+    sim.add_argument("--out", help="write the Result to this HDF5 file")
+    sim.set_defaults(func=_cmd_simulate)
+
+    comp = sub.add_parser("compile", help="quantise a circuit for a target and print the approximation report")
+    comp.add_argument("circuit", help="a .nir file")
+    comp.add_argument("--target", default="loihi2", help="target name (loihi2) or a target .toml file")
+    comp.add_argument("--dt", type=float, default=1e-3, help="step length in the graph's time unit (default 1e-3)")
+    comp.add_argument(
+        "--input-range",
+        action="append",
+        default=[],
+        metavar="NAME=MAX",
+        help="largest magnitude of a graded input (e.g. a third factor), to scale it onto the payload range",
+    )
+    comp.add_argument("--report", help="also write the report as JSON to this file")
+    comp.set_defaults(func=_cmd_compile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NeuroHWError as err:
+        print(f"neuro-hw {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The compile **Report**: every approximation the compiler made, and the resources used.
+
+* ``parameters``: per parameter group (e.g. ``"lif.dv"``, ``"syn.weights"``): float value(s), integer
+  value(s), max/mean relative error, saturation count.
+* ``rules``: per plastic synapse and target: the original expression, the compiled microcode and the
+  error of every coefficient.
+* ``resources``: neurons, synapses, cores used vs budget and the placement of populations on cores.
+* ``notes``: approximations that are not a number (e.g. "Affine bias bypasses the synaptic filter").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _summary(values: np.ndarray) -> str:
+    values = np.asarray(values).reshape(-1)
+    if values.size == 0:
+        return "-"
+    if np.all(values == values[0]):
+        return f"{values[0]:.6g}" if values.dtype.kind == "f" else str(values[0])
+    if values.dtype.kind == "f":
+        return f"{values.min():.4g}..{values.max():.4g} ({values.size})"
+    return f"{values.min()}..{values.max()} ({values.size})"
+
+
+@dataclass
+class ParameterReport:
+    group: str
+    float_values: str
+    int_values: str
+    rel_error_max: float
+    rel_error_mean: float
+    saturated: int = 0
+    unit: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        group: str,
+        original: np.ndarray,
+        ints: np.ndarray,
+        represented: np.ndarray,
+        saturated: int = 0,
+        unit: str = "",
+    ) -> ParameterReport:
+        from neuro_hw.compile.quantize import relative_error
+
+        err = relative_error(original, represented)
+        return cls(
+            group=group,
+            float_values=_summary(np.asarray(original, dtype=np.float64)),
+            int_values=_summary(np.asarray(ints)),
+            rel_error_max=float(err.max()) if err.size else 0.0,
+            rel_error_mean=float(err.mean()) if err.size else 0.0,
+            saturated=int(saturated),
+            unit=unit,
+        )
+
+
+@dataclass
+class CoefficientReport:
+    term: str
+    coefficient: float
+    target_value: float
+    mantissa: int
+    exponent: int
+    represented: float
+    rel_error: float
+
+
+@dataclass
+class RuleReport:
+    synapse: str
+    target: str
+    original: str
+    microcode: str
+    coefficients: list[CoefficientReport] = field(default_factory=list)
+
+
+@dataclass
+class Placement:
+    population: str
+    core: int
+    neurons: int
+    synapses: int
+    synapse_bits: int
+
+
+@dataclass
+class ResourceReport:
+    cores_used: int
+    cores_budget: int
+    neurons: int
+    neurons_budget: int
+    synapses: int
+    synapse_bits: int
+    synapse_bits_budget: int
+    placement: list[Placement] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    target: str
+    dt: float
+    circuit_hash: str
+    parameters: list[ParameterReport] = field(default_factory=list)
+    rules: list[RuleReport] = field(default_factory=list)
+    resources: ResourceReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=True)
+
+    def parameter(self, group: str) -> ParameterReport:
+        for p in self.parameters:
+            if p.group == group:
+                return p
+        raise KeyError(group)
+
+    def format_table(self) -> str:
+        """The report as readable text tables."""
+        lines = [f"Compile report: target={self.target} dt={self.dt:g} circuit={self.circuit_hash[:12]}", ""]
+        head = f"{'parameter group':<28} {'float':<26} {'integer':<24} {'rel.err max':>11} {'mean':>9} {'sat':>5}"
+        lines += [head, "-" * len(head)]
+        for p in self.parameters:
+            lines.append(
+                f"{p.group:<28} {p.float_values:<26} {p.int_values:<24} {p.rel_error_max:>11.2e} "
+                f"{p.rel_error_mean:>9.2e} {p.saturated:>5}"
+            )
+        for r in self.rules:
+            lines += ["", f"rule {r.synapse}.{r.target}:", f"  original : {r.original}", f"  microcode: {r.microcode}"]
+            for c in r.coefficients:
+                lines.append(
+                    f"    {c.term:<26} c={c.coefficient:<12.6g} needs {c.target_value:<12.6g} "
+                    f"-> {c.mantissa}*2^{c.exponent} = {c.represented:<12.6g} rel.err {c.rel_error:.2e}"
+                )
+        if self.resources is not None:
+            res = self.resources
+            lines += [
+                "",
+                f"resources: cores {res.cores_used}/{res.cores_budget}, neurons {res.neurons}/{res.neurons_budget}, "
+                f"synapses {res.synapses} ({res.synapse_bits} bits of {res.synapse_bits_budget} on the used cores)",
+            ]
+            for pl in res.placement:
+                lines.append(
+                    f"  core {pl.core:>3}: {pl.population:<20} neurons {pl.neurons:>6}  synapses {pl.synapses:>8} "
+                    f"({pl.synapse_bits} bits)"
+                )
+        if self.notes:
+            lines += ["", "approximations and notes:"] + [f"  - {n}" for n in self.notes]
+        return "\n".join(lines)

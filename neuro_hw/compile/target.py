@@ -1,0 +1,172 @@
+"""Target descriptions: number formats, learning-engine limits and resources, read from TOML data.
+
+``load_target("loihi2")`` reads ``targets/loihi2.toml`` shipped with the package; any other argument is a
+path to a user's file of the same layout (e.g. a variant with fewer weight bits).  Every number the
+compiler uses comes from here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from neuro_hw.errors import CircuitFileError, ValidationError
+
+
+@dataclass(frozen=True)
+class NeuronFormat:
+    state_bits: int
+    decay_bits: int
+    decay_unity: int
+    current_decay_offset: int
+    vth_bits: int
+    activation_shift: int
+    bias_mant_bits: int
+    bias_exp_min: int
+    bias_exp_max: int
+    reset_to_zero: bool
+    threshold_headroom_bits: int
+
+    @property
+    def state_max(self) -> int:
+        return 2 ** (self.state_bits - 1) - 1
+
+    @property
+    def vth_max(self) -> int:
+        return 2**self.vth_bits - 1
+
+    @property
+    def decay_max(self) -> int:
+        return 2**self.decay_bits - 1
+
+    @property
+    def bias_mant_max(self) -> int:
+        return 2 ** (self.bias_mant_bits - 1) - 1
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    bits: int
+    exp_min: int
+    exp_max: int
+    mixed_sign_drops_lsb: bool
+
+    @property
+    def magnitude_max(self) -> int:
+        return 2**self.bits - 1
+
+
+@dataclass(frozen=True)
+class LearningFormat:
+    trace_bits: int
+    impulse_fraction_bits: int
+    default_impulse: int
+    tau_max: int
+    mantissa_min: int
+    mantissa_max: int
+    exponent_min: int
+    exponent_max: int
+    constant_bits: int
+    accumulator_bits: int
+    factor_widths: dict[str, int]
+    tag_bits: int
+    epoch_bits: int
+    max_terms: int
+    sgn_allowed: tuple[str, ...]
+    decimation_max: int
+
+    @property
+    def trace_max(self) -> int:
+        return 2**self.trace_bits - 1
+
+    @property
+    def epoch_max(self) -> int:
+        return 2**self.epoch_bits - 1
+
+
+@dataclass(frozen=True)
+class Resources:
+    cores_per_chip: int
+    neurons_per_core: int
+    synapse_memory_bits_per_core: int
+    bits_per_synapse: int
+    bits_per_plastic_synapse: int
+    fan_in_per_neuron: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """A compilation target as data (see ``targets/loihi2.toml``)."""
+
+    name: str
+    description: str
+    neuron: NeuronFormat
+    weights: WeightFormat
+    max_delay: int
+    learning: LearningFormat
+    resources: Resources
+    source: str
+
+
+def _section(cls: type, data: dict[str, Any], section: str, file: str) -> Any:
+    if section not in data:
+        raise CircuitFileError(f"missing section [{section}]", file=file, field=section)
+    raw = data[section]
+    values = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            raise CircuitFileError(f"missing key '{f.name}'", file=file, field=f"{section}.{f.name}")
+        value = raw[f.name]
+        if f.name == "sgn_allowed":
+            value = tuple(value)
+        elif f.type in ("int",) and not isinstance(value, int):
+            raise ValidationError(f"must be an integer, got {value!r}", file=file, field=f"{section}.{f.name}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def load_target(target: str | os.PathLike = "loihi2") -> Target:
+    """Load a target by name (shipped with neuro-hw) or from a TOML file path."""
+    text_path = str(target)
+    if isinstance(target, str) and not text_path.endswith(".toml") and os.sep not in text_path:
+        try:
+            ref = resources.files("neuro_hw.targets").joinpath(f"{text_path}.toml")
+        except ModuleNotFoundError:  # pragma: no cover
+            ref = None
+        if ref is None or not ref.is_file():
+            raise ValidationError(
+                f"unknown target {text_path!r} (shipped: loihi2); or pass a .toml path", field="target"
+            )
+        data_text, file = ref.read_text(), f"{text_path}.toml"
+    else:
+        path = Path(target)
+        if not path.is_file():
+            raise CircuitFileError("no such target file", file=str(path))
+        data_text, file = path.read_text(), str(path)
+    try:
+        data = tomllib.loads(data_text)
+    except tomllib.TOMLDecodeError as err:
+        raise CircuitFileError(f"invalid TOML ({err})", file=file) from None
+    head = data.get("target", {})
+    if "name" not in head:
+        raise CircuitFileError("missing key 'name'", file=file, field="target.name")
+    if "max" not in data.get("delays", {}):
+        raise CircuitFileError("missing key 'max'", file=file, field="delays.max")
+    return Target(
+        name=str(head["name"]),
+        description=str(head.get("description", "")),
+        neuron=_section(NeuronFormat, data, "neuron", file),
+        weights=_section(WeightFormat, data, "weights", file),
+        max_delay=int(data["delays"]["max"]),
+        learning=_section(LearningFormat, data, "learning", file),
+        resources=_section(Resources, data, "resources", file),
+        source=file,
+    )

@@ -1,0 +1,153 @@
+"""Float64 interpreter of plasticity rules (the literal math of :mod:`neuro_hw.ir.plasticity`).
+
+Per plastic weight node, with ``B`` trials, ``n_pre`` inputs and ``n_post`` outputs:
+
+* state: ``w`` (and ``t``, ``d`` when a rule targets them), shape ``(B, n_post, n_pre)``; traces
+  ``x1, x2`` ``(B, n_pre)`` and ``y1, y2, y3`` ``(B, n_post)``;
+* every step ``t`` (1-based): ``x_k <- x_k * exp(-dt/tau_k) + impulse_k * [pre output != 0]`` (and the
+  same for ``y_k`` with the post spikes, unless ``y_k`` is bound to a third factor, in which case
+  ``y_k <- third-factor output``); the traces of the step are kept in an epoch history, and the last
+  step in the epoch at which each pre (post) neuron spiked is remembered (``tx``, ``ty``, 1-based
+  within the epoch, 0 = no spike);
+* at steps with ``t % t_epoch == 0``: every target ``dz = sum_k c_k prod_j f_kj`` is evaluated from the
+  pre-update values of ``w, t, d``; ``x0 = [tx > 0]``, ``y0 = [ty > 0]``, ``u_m = [(t // t_epoch) % 2**m
+  == 0]``; trace factors are read at the post spike step (dependency ``y0``), at the pre spike step
+  (``x0``) or at the end of the epoch (``u_m``); then ``w <- clip(w + dw, w_min, w_max)``, ``t <- t + dt``,
+  ``d <- d + dd`` and ``tx = ty = 0``.
+
+No trace saturation, no rounding: this is the ground truth that fixed-point backends approximate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neuro_hw.ir.plasticity import Plasticity
+from neuro_hw.ir.rules import DECIMATIONS, PRE_TRACES, TARGET_VARIABLE, Expression, Factor, Term
+
+
+def trace_decay(tau: float, dt: float) -> float:
+    """Per-step decay factor ``exp(-dt/tau)``: 0 for ``tau == 0`` (reset), 1 for ``tau == inf``."""
+    if tau == 0:
+        return 0.0
+    if math.isinf(tau):
+        return 1.0
+    return math.exp(-dt / tau)
+
+
+class PlasticSynapse:
+    """Float state and update of one plastic weight node (see module docstring)."""
+
+    def __init__(self, name: str, spec: Plasticity, weight: np.ndarray, batch: int, dt: float) -> None:
+        self.name = name
+        self.spec = spec
+        n_post, n_pre = weight.shape
+        self.n_pre, self.n_post, self.batch = n_pre, n_post, batch
+        self.vars = {"w": np.broadcast_to(weight.astype(np.float64), (batch, n_post, n_pre)).copy()}
+        for target in spec.rules:
+            var = TARGET_VARIABLE[target]
+            if var not in self.vars:
+                self.vars[var] = np.zeros((batch, n_post, n_pre))
+        symbols = spec.symbols
+        for var in ("t", "d"):
+            if var in symbols and var not in self.vars:
+                self.vars[var] = np.zeros((batch, n_post, n_pre))
+        self.decay = {k: trace_decay(tr.tau, dt) for k, tr in spec.traces.items()}
+        self.traces = {k: np.zeros((batch, n_pre if k in PRE_TRACES else n_post)) for k in spec.traces}
+        e = spec.t_epoch
+        self.hist = {k: np.zeros((batch, e, v.shape[1])) for k, v in self.traces.items()}
+        self.tx = np.zeros((batch, n_pre), dtype=np.int64)
+        self.ty = np.zeros((batch, n_post), dtype=np.int64)
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.vars["w"]
+
+    def observe(self, step: int, pre_out: np.ndarray, post_out: np.ndarray, third: dict[str, np.ndarray]) -> None:
+        """Advance traces with this step's activity (``step`` is 1-based)."""
+        spec = self.spec
+        pre_spike = (pre_out.reshape(self.batch, -1) != 0).astype(np.float64)
+        post_spike = (post_out.reshape(self.batch, -1) != 0).astype(np.float64)
+        k = (step - 1) % spec.t_epoch
+        for name, trace in self.traces.items():
+            if name in third:
+                trace[...] = third[name].reshape(self.batch, -1)
+            else:
+                spikes = pre_spike if name in PRE_TRACES else post_spike
+                trace *= self.decay[name]
+                trace += spec.traces[name].impulse * spikes
+            self.hist[name][:, k] = trace
+        self.tx[pre_spike > 0] = k + 1
+        self.ty[post_spike > 0] = k + 1
+
+    def _at(self, name: str, when: np.ndarray | None, rows: bool) -> np.ndarray:
+        """Trace ``name`` read at per-neuron epoch steps ``when`` (1-based; None = end of epoch).
+
+        Returns an array broadcastable to ``(B, n_post, n_pre)``.
+        """
+        is_pre = name in PRE_TRACES
+        if when is None:
+            value = self.traces[name]
+            return value[:, None, :] if is_pre else value[:, :, None]
+        hist = self.hist[name]  # (B, e, n)
+        idx = np.maximum(when - 1, 0)  # (B, m): the step at which the dependency neuron spiked
+        b = np.arange(self.batch)[:, None]
+        if rows:  # dependency y0: `when` indexes post neurons (rows)
+            if is_pre:
+                return hist[b, idx]  # (B, n_post, n_pre)
+            return hist[b, idx, np.arange(self.n_post)[None, :]][:, :, None]
+        if is_pre:  # dependency x0: `when` indexes pre neurons (columns)
+            return hist[b, idx, np.arange(self.n_pre)[None, :]][:, None, :]
+        return np.transpose(hist[b, idx], (0, 2, 1))  # (B, n_post, n_pre)
+
+    def _factor(self, f: Factor, dependency: str, step: int) -> np.ndarray | float:
+        sym = f.symbol
+        if sym == "x0":
+            value = (self.tx > 0).astype(np.float64)[:, None, :]
+        elif sym == "y0":
+            value = (self.ty > 0).astype(np.float64)[:, :, None]
+        elif sym in DECIMATIONS:
+            m = int(sym[1:])
+            return 1.0 if (step // self.spec.t_epoch) % (2**m) == 0 else 0.0
+        elif sym in TARGET_VARIABLE.values():
+            value = self.vars[sym]
+        else:
+            if dependency == "y0":
+                value = self._at(sym, self.ty, rows=True)
+            elif dependency == "x0":
+                value = self._at(sym, self.tx, rows=False)
+            else:
+                value = self._at(sym, None, rows=False)
+        if f.offset:
+            value = value + f.offset
+        if f.sgn:
+            value = np.sign(value)
+        return value
+
+    def _evaluate(self, expr: Expression, step: int) -> np.ndarray:
+        total = np.zeros((self.batch, self.n_post, self.n_pre))
+        for term in expr.terms:
+            total += self._product(term, step)
+        return total
+
+    def _product(self, term: Term, step: int) -> np.ndarray:
+        value: np.ndarray | float = term.coefficient
+        dependency = term.dependency
+        for f in term.factors:
+            value = value * self._factor(f, dependency, step)
+        return np.broadcast_to(value, (self.batch, self.n_post, self.n_pre))
+
+    def learn(self, step: int) -> bool:
+        """Apply the rules if ``step`` ends an epoch; returns True when they were applied."""
+        if step % self.spec.t_epoch:
+            return False
+        deltas = {TARGET_VARIABLE[t]: self._evaluate(expr, step) for t, expr in self.spec.rules.items()}
+        for var, delta in deltas.items():
+            self.vars[var] += delta
+        lo, hi = self.spec.w_bounds
+        np.clip(self.vars["w"], lo, hi, out=self.vars["w"])
+        self.tx[...] = 0
+        self.ty[...] = 0
+        return True

@@ -1,0 +1,85 @@
+"""`run(program, inputs, steps, backend=...)`: execute a compiled Program on a fixed-point backend.
+
+Backends:
+
+* ``"emulator"``: the vectorised bit-exact emulator (:mod:`neuro_hw.emulator`);
+* ``"lava"``: Lava processes on ``Loihi2SimCfg(select_tag="fixed_pt")``;
+* ``"lava-float"``: the same processes with ``select_tag="floating_pt"``;
+* ``"lava-hw"``: ``Loihi2HwCfg`` on a Loihi 2 board (needs Intel's lava-loihi runtime).
+
+Stimuli are given in the circuit's float units, ``(T, n)`` or ``(B, T, n)`` per input, and converted with
+the Program's input scales: spike inputs must be 0/1; graded inputs become ``round(value * scale)`` and must
+fit ``0..max_payload``.  Nothing is clipped silently: out-of-range values raise
+:class:`~neuro_hw.errors.InputError` naming the input, step and value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from neuro_hw.compile.program import Program
+from neuro_hw.compile.quantize import round_half_away
+from neuro_hw.errors import InputError
+from neuro_hw.result import Result
+
+BACKENDS = ("emulator", "lava", "lava-float", "lava-hw")
+
+
+def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """Float stimuli -> integer payloads per the Program's inputs (shape-preserving)."""
+    inputs = dict(inputs or {})
+    unknown = sorted(set(inputs) - set(program.inputs))
+    if unknown:
+        raise InputError(f"{unknown} are not inputs of the program ({sorted(program.inputs)})", node=unknown[0])
+    out = {}
+    for name, spec in program.inputs.items():
+        if name not in inputs:
+            raise InputError("no stimulus given for this input", node=name, field="inputs")
+        arr = np.asarray(inputs[name])
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"stimulus must be numeric, got dtype {arr.dtype}", node=name, field="inputs")
+        arr = arr.astype(np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise InputError("stimulus contains NaN or inf", node=name, field="inputs")
+        payload = round_half_away(arr * spec.scale)
+        if spec.graded:
+            bad = (payload < 0) | (payload > spec.max_payload)
+            reason = f"graded payloads must lie in 0..{spec.max_payload} after scaling by {spec.scale:g}"
+        else:
+            bad = (arr != 0) & (arr != 1)
+            reason = "spike inputs must be 0 or 1 (declare input_ranges at compile time for graded values)"
+        if np.any(bad):
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise InputError(f"{reason}; value {arr[idx]:g} at index {idx}", node=name, field="inputs")
+        out[name] = payload.astype(np.int32)
+    return out
+
+
+def run(
+    program: Program,
+    inputs: Mapping[str, np.ndarray] | None,
+    steps: int,
+    backend: str = "emulator",
+    seed: int | Sequence[int] = 0,
+) -> Result:
+    """Run ``program`` for ``steps`` steps on ``backend`` and return the Result (integer states)."""
+    if not isinstance(program, Program):
+        raise TypeError(f"run() expects a Program (from neuro_hw.compile), got {type(program).__name__}")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {BACKENDS}", field="backend")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
+    payloads = stimulus_to_payloads(program, inputs)
+    if backend == "emulator":
+        from neuro_hw.emulator import run_program_emulator
+
+        return run_program_emulator(program, payloads, int(steps), seed=seed)
+    from neuro_hw.targets.loihi2.lava_backend import run_program_lava
+
+    if backend == "lava":
+        return run_program_lava(program, payloads, int(steps), seed=seed, select_tag="fixed_pt")
+    if backend == "lava-float":
+        return run_program_lava(program, payloads, int(steps), seed=seed, select_tag="floating_pt")
+    return run_program_lava(program, payloads, int(steps), seed=seed, hardware=True)
