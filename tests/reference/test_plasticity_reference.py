@@ -100,18 +100,18 @@ def test_third_factor_sets_trace_and_gates_learning():
     # x1 = 1 from step 3 on (tau = inf); dw = 0.5 * x1 * y2 at every epoch (u0 dependency: end of epoch values)
     np.testing.assert_allclose(result.states["syn.y2"][0, :, 0], r[0, :, 0])
     np.testing.assert_allclose(w[-1], 0.5 * 2.0 - 0.5 * 1.0, rtol=1e-12)
-    np.testing.assert_allclose(w[10], 0.0, atol=1e-15)  # sample after step 9 (index 0 = initial)
-    np.testing.assert_allclose(w[11], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(w[9], 0.0, atol=1e-15)  # index k = after step k (index 0 = initial)
+    np.testing.assert_allclose(w[10], 1.0, rtol=1e-12)  # the reward step itself learns
 
 
 def test_decimation_dependency_and_weight_decay_with_bounds():
     circuit = pair_circuit(rule="dw = -0.25*w*u1", t_epoch=2, w0=1.0)
     circuit.plasticity["syn"].w_bounds = (0.2, 2.0)
-    steps = 16
+    steps = 32
     result = neuro_hw.simulate(circuit, pair_inputs([1], [2], steps, 1), steps=steps, dt=DT)
     w = result.weights["syn.w"][0, :, 0, 0]
     wsteps = result.weight_steps["syn.w"]
-    # epochs end at steps 2,4,..,16; epoch index e = t // 2; u1 active when e % 2 == 0 -> t = 4, 8, 12, 16
+    # epochs end at steps 2,4,..,32; epoch index e = t // 2; u1 active when e % 2 == 0 -> t = 4, 8, 12, 16
     expected = [1.0]
     for t in range(1, steps + 1):
         value = expected[-1]
