@@ -175,9 +175,9 @@ def _variables(circuit: Circuit, name: str) -> tuple[str, ...]:
         return ("v",)
     if name in circuit.plasticity:
         spec = circuit.plasticity[name]
-        return tuple(spec.traces) + ("w",) + tuple(v for v in ("t", "d") if v in spec.variables)
+        return tuple(spec.traces) + ("output", "w") + tuple(v for v in ("t", "d") if v in spec.variables)
     if kind in WEIGHT_TYPES:
-        return ("w",)
+        return ("output", "w")
     return ("output",)
 
 
@@ -288,7 +288,7 @@ def simulate(
     state_keys = [(n, v) for n, v in state_keys if not (circuit.type_of(n) in WEIGHT_TYPES and v in ("w", "t", "d"))]
     state_rec = {}
     for n, v in state_keys:
-        width = plastic[n].traces[v].shape[1] if n in plastic else sizes[n]
+        width = plastic[n].traces[v].shape[1] if (n in plastic and v in plastic[n].traces) else sizes[n]
         state_rec[(n, v)] = np.zeros((B, steps, width))
     epochs = {name: syn.spec.t_epoch for name, syn in plastic.items()}
     weight_rec: dict[str, list[np.ndarray]] = {}
@@ -373,7 +373,7 @@ def simulate(
 
     states = {}
     for (n, v), buf in state_rec.items():
-        states[f"{n}.{v}"] = buf if n in plastic else shaped(n, buf)
+        states[f"{n}.{v}"] = buf if (n in plastic and v != "output") else shaped(n, buf)
     return Result(
         spikes={n: shaped(n, s) for n, s in spikes_rec.items()},
         states=states,

@@ -91,9 +91,9 @@ class NeuronStepper:
             i_inf = c["w_in"] * x
             if self.method == "exact":
                 v *= c["a_m"]
-                v += c["leak_term"] + c["r"] * (i_inf * (1 - c["a_m"]) + (i - i_inf) * c["k"])
+                v += c["leak_term"] + c["r"] * (i_inf * c["one_minus_a_m"] + (i - i_inf) * c["k"])
                 i *= c["a_s"]
-                i += i_inf * (1 - c["a_s"])
+                i += i_inf * c["one_minus_a_s"]
             else:
                 v += c["dt_m"] * (c["v_leak"] - v + c["r"] * i)
                 i += c["dt_s"] * (i_inf - i)
@@ -121,19 +121,23 @@ def build_neuron(node: nir.NIRNode, dt: float, method: str = "exact") -> NeuronS
     if kind in ("LI", "LIF"):
         tau = _param(node, "tau", shape, positive=True)
         v_leak = _param(node, "v_leak", shape)
-        a = np.exp(-dt / tau) if method == "exact" else 1.0 - dt / tau
-        coeffs.update(a=a, leak_term=v_leak * (1 - a), in_gain=r * (1 - a))
+        # 1 - a via expm1: exact to the last bit even when dt << tau
+        one_minus_a = -np.expm1(-dt / tau) if method == "exact" else dt / tau
+        a = 1.0 - one_minus_a
+        coeffs.update(a=a, leak_term=v_leak * one_minus_a, in_gain=r * one_minus_a)
         state_vars = ("v",)
     elif kind in ("CubaLI", "CubaLIF"):
         tau_s = _param(node, "tau_syn", shape, positive=True)
         tau_m = _param(node, "tau_mem", shape, positive=True)
         v_leak = _param(node, "v_leak", shape)
         w_in = _param(node, "w_in", shape)
-        a_s, a_m = np.exp(-dt / tau_s), np.exp(-dt / tau_m)
+        # 1 - a and differences of decays via expm1, exact even when dt << tau
+        one_minus_a_s, one_minus_a_m = -np.expm1(-dt / tau_s), -np.expm1(-dt / tau_m)
+        a_s, a_m = 1.0 - one_minus_a_s, 1.0 - one_minus_a_m
         close = np.abs(tau_s - tau_m) <= EQUAL_TAU_RTOL * np.maximum(tau_s, tau_m)
         safe = np.where(close, 1.0, tau_s - tau_m)
         tau = 0.5 * (tau_s + tau_m)
-        k = np.where(close, (dt / tau) * np.exp(-dt / tau), tau_s * (a_s - a_m) / safe)
+        k = np.where(close, (dt / tau) * np.exp(-dt / tau), tau_s * (one_minus_a_m - one_minus_a_s) / safe)
         coeffs.update(
             a_s=a_s,
             a_m=a_m,
@@ -141,7 +145,9 @@ def build_neuron(node: nir.NIRNode, dt: float, method: str = "exact") -> NeuronS
             r=r,
             w_in=w_in,
             v_leak=v_leak,
-            leak_term=v_leak * (1 - a_m),
+            leak_term=v_leak * one_minus_a_m,
+            one_minus_a_m=one_minus_a_m,
+            one_minus_a_s=one_minus_a_s,
             dt_s=dt / tau_s,
             dt_m=dt / tau_m,
         )
