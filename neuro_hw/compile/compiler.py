@@ -495,7 +495,24 @@ class _Compiler:
         if spec.t_epoch > fmt.epoch_max:
             raise RuleError(f"t_epoch {spec.t_epoch} exceeds the engine's {fmt.epoch_max}", node=name, field="t_epoch")
         symbols = spec.symbols
+        if spec.third_factor:
+            spike_traces = sorted(t for t in POST_TRACES if t in symbols and t not in spec.third_factor)
+            if spike_traces:
+                raise RuleError(
+                    f"with a third factor the engine overwrites every post trace (y1..y3) with received values each "
+                    f"step, so post-spike traces {spike_traces} cannot be used in the same rule; bind them to third "
+                    "factors or drop them",
+                    node=name,
+                    field="rules",
+                )
+        if np.any(conn.delay != 0):
+            raise UnsupportedNodeError(
+                "plastic connections cannot have synaptic delays on this target (no learning DelayDense)",
+                node=name,
+                field="delay",
+            )
         trace_scales, impulses, taus = {}, {}, {}
+        spike_traces: list[str] = []
         for trace in PRE_TRACES + POST_TRACES:
             tr = spec.traces[trace]
             if trace in spec.third_factor:
@@ -514,11 +531,9 @@ class _Compiler:
                 trace_scales[trace] = 1.0
                 impulses[trace], taus[trace] = 0.0, 0
                 continue
-            imp_int = min(fmt.default_impulse, fmt.trace_max)
-            trace_scales[trace] = imp_int / abs(tr.impulse)
             if tr.impulse < 0:
                 raise RuleError(f"trace {trace} has a negative impulse; engine traces are unsigned", node=name)
-            impulses[trace] = float(imp_int)
+            spike_traces.append(trace)
             taus[trace] = trace_tau_steps(tr.tau, self.dt, fmt)
             exact = math.exp(-self.dt / tr.tau) if tr.tau > 0 and math.isfinite(tr.tau) else (1.0 if tr.tau else 0.0)
             repr_decay = math.exp(-1.0 / taus[trace]) if taus[trace] else 0.0
@@ -531,9 +546,49 @@ class _Compiler:
                     unit="decay/step",
                 )
             )
+        # Trace impulse (integer): the default, or smaller when a coefficient would underflow the engine's
+        # smallest scaling factor (smaller traces leave room for larger mantissas).
+        candidates, imp = [], min(fmt.default_impulse, fmt.trace_max)
+        while imp >= 1:
+            candidates.append(imp)
+            imp //= 2
+        best = None
+        for imp_int in candidates:
+            scales = dict(trace_scales)
+            for trace in spike_traces:
+                scales[trace] = imp_int / spec.traces[trace].impulse
+            try:
+                compiled = {t: compile_expression(name, e, scales, s_w, fmt) for t, e in spec.rules.items()}
+            except RuleError:
+                if best is None:
+                    raise
+                break  # smaller traces push coefficients out of range: keep the best so far
+            coeffs = [c for _, rep in compiled.values() for c in rep.coefficients]
+            underflows = sum(c.mantissa == 0 for c in coeffs)
+            worst = max((c.rel_error for c in coeffs), default=0.0)
+            key = (underflows, worst)
+            if best is None or key < best[0]:
+                best = (key, imp_int, compiled)
+            if underflows == 0 and worst <= 0.25:
+                break
+        (underflows, _), imp_int, compiled = best
+        if underflows:
+            bad = [c.term for _, rep in compiled.values() for c in rep.coefficients if c.mantissa == 0]
+            raise RuleError(
+                f"coefficient(s) of {bad} underflow the learning engine's smallest scaling factor 2^{fmt.exponent_min} "
+                "at every trace scale; use a larger learning rate, a longer t_epoch, or a coarser weight scale",
+                node=name,
+                field="rules",
+            )
+        for trace in spike_traces:
+            impulses[trace] = float(imp_int)
+        if imp_int != min(fmt.default_impulse, fmt.trace_max) and spike_traces:
+            self.report.notes.append(
+                f"{name}: trace impulse lowered to {imp_int} (from {fmt.default_impulse}) so that every rule "
+                "coefficient is representable"
+            )
         rules = {}
-        for target, expr in spec.rules.items():
-            code, rep = compile_expression(name, expr, trace_scales, s_w, fmt)
+        for target, (code, rep) in compiled.items():
             rules[target] = code
             self.report.rules.append(rep)
         lo, hi = spec.w_bounds

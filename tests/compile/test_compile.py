@@ -199,3 +199,39 @@ def test_third_factor_input_is_graded_and_scaled():
         stimulus_to_payloads(program, {"in": np.zeros((5, 3)), "reward": np.full((5, 2), 3.0)})
     with pytest.raises(InputError, match="node 'in'.*spike inputs must be 0 or 1"):
         stimulus_to_payloads(program, {"in": np.full((5, 3), 0.5), "reward": np.zeros((5, 2))})
+
+
+def test_small_coefficients_lower_the_trace_impulse_or_are_refused():
+    nodes = {
+        "in": nir.Input(np.array([3])),
+        "syn": nir.Linear(np.full((2, 3), 0.1)),
+        "pop": lif(2),
+        "reward": nir.Input(np.array([2])),
+    }
+    circuit = neuro_hw.Circuit(nodes, [("in", "syn"), ("syn", "pop")])
+    circuit.add_plasticity(
+        "syn", "dw = 0.002*x1*reward", third_factor={"y2": "reward"}, w_bounds=(0, 0.5), traces={"x1": (1.0, 0.02)}
+    )
+    program = neuro_hw.compile(circuit, dt=DT, input_ranges={"reward": 1.0})
+    learning = program.connections["syn"].learning
+    assert learning.impulses["x1"] < 32  # 32 would need 0.00197 < 2^-7 in engine units
+    (coefficient,) = program.report.rules[0].coefficients
+    assert coefficient.mantissa != 0 and coefficient.rel_error < 0.25
+    assert any("trace impulse lowered" in n for n in program.report.notes)
+    tiny = chain(lif(2))
+    tiny.add_plasticity("syn", "dw = 1e-9*x1*y0", w_bounds=(0, 1))
+    with pytest.raises(RuleError, match="underflow the learning engine's smallest scaling factor"):
+        neuro_hw.compile(tiny, dt=DT)
+
+
+def test_third_factor_rule_cannot_mix_post_spike_traces():
+    nodes = {
+        "in": nir.Input(np.array([3])),
+        "syn": nir.Linear(np.full((2, 3), 0.1)),
+        "pop": lif(2),
+        "reward": nir.Input(np.array([2])),
+    }
+    circuit = neuro_hw.Circuit(nodes, [("in", "syn"), ("syn", "pop")])
+    circuit.add_plasticity("syn", "dw = 0.05*x1*reward - 0.05*y1*x0", third_factor={"y2": "reward"}, w_bounds=(0, 1))
+    with pytest.raises(RuleError, match=r"post-spike traces \['y1'\] cannot be used"):
+        neuro_hw.compile(circuit, dt=DT, input_ranges={"reward": 1.0})

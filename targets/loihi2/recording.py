@@ -1,0 +1,242 @@
+"""Cheap per-step recording of Lava state: process-model subclasses that write into ``np.memmap`` files.
+
+Monitors cost ~1.2 ms/step plus ~50 µs per value read back (``../shared/docs/lava-semantics.md`` §8);
+these subclasses of Lava's own models instead copy their state into memory-mapped files (in
+``/dev/shm`` when available) at the end of every step, which costs a few µs per step and is read
+back by the host with one ``np.fromfile``-speed copy.
+
+Every recording model receives its recording plan through the process keyword ``nh_rec`` (which
+Lava stores in ``proc_params``)::
+
+    {"label": "pop",                       # node name, for error messages
+     "error_dir": "/dev/shm/.../errors",   # where a traceback is written if the model raises
+     "arrays": {key: {"path": str, "dtype": str, "offset": int, "shape": [...]}},
+     "rows": [-1, 0, 1, ...]}              # plastic connections: memmap row of the weights after
+                                           # step k (index k = 1..T; -1 = not sampled)
+
+What is recorded, and when (``time_step`` k is 1-based, row k-1 holds the end of step k):
+
+* LIF (:class:`RecLifFixed`, :class:`RecLifFloat`): ``s`` (spike sent this step), ``u``, ``v``
+  (after the reset), written at the end of ``run_spk`` -- the LIF has no later phase.
+* Dense / DelayDense (:class:`RecDenseFixed` ...): ``w`` once, at the end of the first ``run_spk``,
+  i.e. the weights after Lava's one-time clip/LSB truncation (the *effective* weights).
+* LearningDense (:class:`RecLearningDenseFixed`, :class:`RecLearningDenseFloat`):
+
+  - ``w``/``t``/``d`` (weights, tag_1, tag_2), row 0: the values at the end of the first
+    ``run_spk``, i.e. after Lava's first-step LSB truncation of the weights and before any
+    learning (the effective initial values);
+  - ``w``/``t``/``d`` row ``rows[k]`` and the traces ``x1 x2 y1 y2 y3`` row k-1: the values at the
+    end of ``run_spk`` of step k and again -- overwriting the same rows -- at the end of
+    ``run_lrn`` when the learning phase runs that step (``time_step % t_epoch == 0``).  So they
+    hold exactly what ``Var.get()`` would return after k steps.
+
+Any exception inside ``run_spk``/``run_lrn`` is also written, with its traceback, to
+``error_dir/<label>.<pid>.txt`` before it propagates (Lava itself only reports
+``RuntimeError('N Exception(s) occurred...')`` to the caller).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.dense.models import (
+    PyDelayDenseModelBitAcc,
+    PyDelayDenseModelFloat,
+    PyDenseModelBitAcc,
+    PyDenseModelFloat,
+    PyLearningDenseModelBitApproximate,
+    PyLearningDenseModelFloat,
+)
+from lava.proc.dense.process import DelayDense, Dense, LearningDense
+from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
+from lava.proc.lif.process import LIF
+
+REC_KEY = "nh_rec"
+SYNAPSE_VARS = {"w": "weights", "t": "tag_1", "d": "tag_2"}
+TRACE_VARS = ("x1", "x2", "y1", "y2", "y3")
+
+
+class _Recorder:
+    """Mixin: lazily opens the memmaps described by ``proc_params['nh_rec']`` and reports errors."""
+
+    _nh_mm: dict[str, np.memmap] | None = None
+
+    def _nh_spec(self) -> dict[str, Any]:
+        return self.proc_params.get(REC_KEY) or {}  # type: ignore[attr-defined]
+
+    def _nh_arrays(self) -> dict[str, np.memmap]:
+        if self._nh_mm is None:
+            arrays = {}
+            for key, a in self._nh_spec().get("arrays", {}).items():
+                arrays[key] = np.memmap(
+                    a["path"], dtype=np.dtype(a["dtype"]), mode="r+", offset=int(a["offset"]), shape=tuple(a["shape"])
+                )
+            self._nh_mm = arrays
+        return self._nh_mm
+
+    def _nh_report_error(self) -> None:
+        spec = self._nh_spec()
+        error_dir = spec.get("error_dir")
+        if not error_dir:
+            return
+        try:
+            os.makedirs(error_dir, exist_ok=True)
+            label = spec.get("label", type(self).__name__)
+            path = os.path.join(error_dir, f"{label}.{os.getpid()}.txt")
+            with open(path, "w") as f:
+                f.write(
+                    f"{type(self).__name__} for {label!r} at time_step {getattr(self, 'time_step', '?')}:\n"
+                    + traceback.format_exc()
+                )
+        except OSError:
+            pass
+
+    def _nh_put(self, key: str, row: int, value: np.ndarray) -> None:
+        arrays = self._nh_arrays()
+        if key in arrays and 0 <= row < arrays[key].shape[0]:
+            arrays[key][row] = value
+
+
+# --------------------------------------------------------------------------------------------------
+# LIF
+# --------------------------------------------------------------------------------------------------
+class _LifRecording(_Recorder):
+    def run_spk(self) -> None:
+        try:
+            super().run_spk()  # type: ignore[misc]
+            k = self.time_step - 1  # type: ignore[attr-defined]
+            self._nh_put("s", k, self.s_out_buff)  # type: ignore[attr-defined]
+            self._nh_put("u", k, self.u)  # type: ignore[attr-defined]
+            self._nh_put("v", k, self.v)  # type: ignore[attr-defined]
+        except Exception:
+            self._nh_report_error()
+            raise
+
+
+@implements(proc=LIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecLifFixed(_LifRecording, PyLifModelBitAcc):
+    """``PyLifModelBitAcc`` that records ``s``, ``u``, ``v`` at the end of every step."""
+
+
+@implements(proc=LIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class RecLifFloat(_LifRecording, PyLifModelFloat):
+    """``PyLifModelFloat`` that records ``s``, ``u``, ``v`` at the end of every step."""
+
+
+# --------------------------------------------------------------------------------------------------
+# static connections
+# --------------------------------------------------------------------------------------------------
+class _StaticRecording(_Recorder):
+    def run_spk(self) -> None:
+        try:
+            super().run_spk()  # type: ignore[misc]
+            if self.time_step == 1:  # type: ignore[attr-defined]
+                self._nh_put("w", 0, self.weights)  # type: ignore[attr-defined]
+        except Exception:
+            self._nh_report_error()
+            raise
+
+
+@implements(proc=Dense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecDenseFixed(_StaticRecording, PyDenseModelBitAcc):
+    """``PyDenseModelBitAcc`` that records its effective (clipped, truncated) weights once."""
+
+
+@implements(proc=Dense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class RecDenseFloat(_StaticRecording, PyDenseModelFloat):
+    """``PyDenseModelFloat`` that records its weights once."""
+
+
+@implements(proc=DelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecDelayDenseFixed(_StaticRecording, PyDelayDenseModelBitAcc):
+    """``PyDelayDenseModelBitAcc`` that records its effective weights once."""
+
+
+@implements(proc=DelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class RecDelayDenseFloat(_StaticRecording, PyDelayDenseModelFloat):
+    """``PyDelayDenseModelFloat`` that records its weights once."""
+
+
+# --------------------------------------------------------------------------------------------------
+# plastic connections
+# --------------------------------------------------------------------------------------------------
+class _LearningRecording(_Recorder):
+    def _nh_snapshot(self) -> None:
+        k = self.time_step  # type: ignore[attr-defined]
+        rows = self._nh_spec().get("rows")
+        row = rows[k] if rows is not None and k < len(rows) else -1
+        if row >= 0:
+            for key, var in SYNAPSE_VARS.items():
+                self._nh_put(key, row, getattr(self, var))
+        for key in TRACE_VARS:
+            self._nh_put(key, k - 1, getattr(self, key))
+
+    def run_spk(self) -> None:
+        try:
+            super().run_spk()  # type: ignore[misc]
+            if self.time_step == 1:  # type: ignore[attr-defined]
+                for key, var in SYNAPSE_VARS.items():
+                    self._nh_put(key, 0, getattr(self, var))
+            self._nh_snapshot()
+        except Exception:
+            self._nh_report_error()
+            raise
+
+    def run_lrn(self) -> None:
+        try:
+            super().run_lrn()  # type: ignore[misc]
+            self._nh_snapshot()
+        except Exception:
+            self._nh_report_error()
+            raise
+
+
+@implements(proc=LearningDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecLearningDenseFixed(_LearningRecording, PyLearningDenseModelBitApproximate):
+    """``PyLearningDenseModelBitApproximate`` that records weights, tags and traces every step."""
+
+
+@implements(proc=LearningDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class RecLearningDenseFloat(_LearningRecording, PyLearningDenseModelFloat):
+    """``PyLearningDenseModelFloat`` that records weights, tags and traces every step."""
+
+
+def recording_model_map(select_tag: str) -> dict[type, type]:
+    """``exception_proc_model_map`` for ``Loihi2SimCfg``: our recording models for ``select_tag``."""
+    if select_tag == "fixed_pt":
+        return {
+            LIF: RecLifFixed,
+            Dense: RecDenseFixed,
+            DelayDense: RecDelayDenseFixed,
+            LearningDense: RecLearningDenseFixed,
+        }
+    if select_tag == "floating_pt":
+        return {
+            LIF: RecLifFloat,
+            Dense: RecDenseFloat,
+            DelayDense: RecDelayDenseFloat,
+            LearningDense: RecLearningDenseFloat,
+        }
+    raise ValueError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
