@@ -235,3 +235,13 @@ def test_third_factor_rule_cannot_mix_post_spike_traces():
     circuit.add_plasticity("syn", "dw = 0.05*x1*reward - 0.05*y1*x0", third_factor={"y2": "reward"}, w_bounds=(0, 1))
     with pytest.raises(RuleError, match=r"post-spike traces \['y1'\] cannot be used"):
         neuro_hw.compile(circuit, dt=DT, input_ranges={"reward": 1.0})
+
+
+def test_parameter_overflow_is_refused():
+    with pytest.raises(ValidationError, match="node 'pop', field 'v_leak': bias .* overflows the 13-bit mantissa"):
+        neuro_hw.compile(chain(lif(2, v_leak=np.full(2, 1e6))), dt=DT)
+    with pytest.raises(ValidationError, match="synaptic delay of 70 steps exceeds the target's 62"):
+        circuit = chain(lif(2))
+        circuit.nodes["d"] = nir.Delay(np.full(3, 0.07))
+        circuit.edges = [("in", "d"), ("d", "syn"), ("syn", "pop")]
+        neuro_hw.compile(circuit, dt=DT)
