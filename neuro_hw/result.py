@@ -74,6 +74,25 @@ class Result:
             key = f"{key}.w"
         return self.weights[key][:, -1]
 
+    def in_float_units(self, key: str) -> np.ndarray:
+        """A state (``"pop.v"``) or synaptic variable (``"conn.w"``) in the circuit's float units.
+
+        Float results are returned as they are; fixed-point results are converted with the scales the
+        compiler recorded (``metadata["float_units"]``: ``float = int / scale + offset``).
+        """
+        data = self.states[key] if key in self.states else self.weights[key]
+        units = self.metadata.get("float_units", {}).get(key)
+        if units is None:
+            if data.dtype.kind == "f":
+                return data
+            raise KeyError(f"no float units recorded for {key!r} (run a compiled Program through neuro_hw.run)")
+        scale = np.asarray(units["scale"], dtype=np.float64)
+        offset = np.asarray(units["offset"], dtype=np.float64)
+        if key in self.weights:  # (B, K, n_post, n_pre) with a per-row scale (n_post, 1); no offset
+            return data / scale.reshape(scale.shape[0], -1)
+        shape = data.shape[2:]  # (B, T, *population shape)
+        return data / scale.reshape(shape) + offset.reshape(shape)
+
     def summary(self) -> str:
         """A short human-readable description."""
         lines = [

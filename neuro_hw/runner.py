@@ -75,11 +75,32 @@ def run(
     if backend == "emulator":
         from neuro_hw.emulator import run_program_emulator
 
-        return run_program_emulator(program, payloads, int(steps), seed=seed)
-    from neuro_hw.targets.loihi2.lava_backend import run_program_lava
+        result = run_program_emulator(program, payloads, int(steps), seed=seed)
+    else:
+        from neuro_hw.targets.loihi2.lava_backend import run_program_lava
 
-    if backend == "lava":
-        return run_program_lava(program, payloads, int(steps), seed=seed, select_tag="fixed_pt")
-    if backend == "lava-float":
-        return run_program_lava(program, payloads, int(steps), seed=seed, select_tag="floating_pt")
-    return run_program_lava(program, payloads, int(steps), seed=seed, hardware=True)
+        options = {
+            "lava": {"select_tag": "fixed_pt"},
+            "lava-float": {"select_tag": "floating_pt"},
+            "lava-hw": {"hardware": True},
+        }[backend]
+        result = run_program_lava(program, payloads, int(steps), seed=seed, **options)
+    result.metadata["float_units"] = float_units(program)
+    return result
+
+
+def float_units(program: Program) -> dict[str, dict[str, list]]:
+    """How to read a fixed-point Result in the circuit's float units: ``float = int / scale + offset``.
+
+    Keys are Result keys (``"pop.v"``, ``"conn.w"``); scales broadcast against the trailing axes.
+    """
+    units: dict[str, dict[str, list]] = {}
+    for name, pop in program.neurons.items():
+        if pop.v_scale is not None:
+            offset = pop.v_offset if pop.v_offset is not None else np.zeros(pop.n)
+            units[f"{name}.v"] = {"scale": np.asarray(pop.v_scale).tolist(), "offset": np.asarray(offset).tolist()}
+    for name, conn in program.connections.items():
+        if conn.w_scale is not None:
+            for var in ("w", "t", "d"):
+                units[f"{name}.{var}"] = {"scale": np.asarray(conn.w_scale).tolist(), "offset": [0.0]}
+    return units

@@ -9,3 +9,5 @@ settings.register_profile(
 )
 settings.register_profile("slow", max_examples=400, deadline=None, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+pytest_plugins = ["pytester"]

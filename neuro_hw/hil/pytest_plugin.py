@@ -12,12 +12,16 @@ neuro-hw is installed::
   (``target.run(circuit, inputs, steps, dt, seed)``);
 * marker ``@pytest.mark.hardware``: the test needs a board; it is skipped with the reason when the
   target is not ``lava-hw`` or when Intel's runtime is missing;
-* marker ``@pytest.mark.fixed_point``: skipped on the float reference target.
+* marker ``@pytest.mark.fixed_point``: skipped on the float reference target;
+* fixture ``golden``: ``golden(result, "name")`` compares with ``<test dir>/golden/<name>.h5`` (exact by
+  default); ``pytest --update-golden`` re-records instead.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from pathlib import Path
 
 from neuro_hw.hil.targets import TARGETS, Runner, get_runner, hardware_available
 
@@ -30,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="reference",
         choices=TARGETS,
         help="backend the `target` fixture runs circuits on (default: reference)",
+    )
+    group.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="re-record golden traces used through the `golden` fixture instead of comparing",
     )
 
 
@@ -57,3 +67,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def target(request: pytest.FixtureRequest) -> Runner:
     """The backend selected with ``--target``."""
     return get_runner(request.config.getoption("--target"))
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):
+    """``golden(result, name, profile="exact", **overrides)``: compare with (or, with --update-golden, record)
+    the golden trace ``golden/<name>.h5`` next to the test file."""
+    from neuro_hw.hil.golden import check_golden
+
+    update = request.config.getoption("--update-golden")
+    folder = Path(request.node.fspath).parent / "golden"
+
+    def check(result, name: str, profile="exact", **overrides):
+        folder.mkdir(exist_ok=True)
+        return check_golden(result, folder / f"{name}.h5", profile, update=update, **overrides)
+
+    return check

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,9 +21,12 @@ TARGETS = ("reference", "emulator", "lava", "lava-hw")
 
 def hardware_available() -> tuple[bool, str]:
     """Whether a Loihi 2 board can be used here, and why not."""
-    if importlib.util.find_spec("lava.utils.loihi") is None and importlib.util.find_spec("lava_loihi") is None:
-        return False, "Intel's lava-loihi runtime is not installed (it is not on PyPI)"
-    return True, ""
+    from neuro_hw.targets.loihi2.lava_backend import lava_loihi_missing
+
+    missing = lava_loihi_missing()
+    if missing:
+        return False, f"Intel's lava-loihi runtime is not installed (cannot import {', '.join(missing)})"
+    return False, "lava-loihi is installed but neuro-hw has no on-chip recording path yet (CPU models only)"
 
 
 @dataclass
