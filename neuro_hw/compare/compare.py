@@ -70,7 +70,8 @@ class Divergence:
     b: float
 
     def __str__(self) -> str:
-        return f"step {self.step}, node '{self.node}', variable '{self.variable}', index {self.index}: {self.a} != {self.b}"
+        where = f"step {self.step}, node '{self.node}', variable '{self.variable}', index {self.index}"
+        return f"{where}: {self.a} != {self.b}"
 
 
 @dataclass
@@ -101,7 +102,8 @@ class Comparison:
                 lines.append(f"  recorded by one side only (not compared): {', '.join(self.only_in_one)}")
         for pop, m in self.population_metrics.items():
             lines.append(
-                f"  {pop:<20} spikes {int(m['spikes_a'])} vs {int(m['spikes_b'])}  count err {m['spike_count_error']:.3f}  "
+                f"  {pop:<20} spikes {int(m['spikes_a'])} vs {int(m['spikes_b'])}  "
+                f"count err {m['spike_count_error']:.3f}  "
                 f"cosine {m['activity_cosine']:.4f}  jaccard {m['jaccard']:.3f}  van Rossum {m['van_rossum']:.3f}"
             )
         for key, m in self.weight_metrics.items():

@@ -19,9 +19,9 @@ neuro-hw is installed::
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from neuro_hw.hil.targets import TARGETS, Runner, get_runner, hardware_available
 

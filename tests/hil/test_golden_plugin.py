@@ -1,6 +1,5 @@
 """Golden traces (atomic, refused for other circuits, update flow) and the pytest --target plugin."""
 
-import numpy as np
 import pytest
 
 import neuro_hw
