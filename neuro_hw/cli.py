@@ -1,4 +1,4 @@
-"""Command line: ``neuro-hw demo | info | simulate | compile``.
+"""Command line: ``neuro-hw demo | info | simulate | compile | check``.
 
 Run ``neuro-hw <command> --help`` for the options of each command.
 """
@@ -78,7 +78,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     circuit = neuro_hw.load(args.circuit)
     program = neuro_hw.compile(
-        circuit, target=args.target, dt=args.dt, input_ranges=dict(_parse_range(s) for s in args.input_range)
+        circuit,
+        target=args.target,
+        dt=args.dt,
+        input_ranges=dict(_parse_range(s) for s in args.input_range),
+        trace_impulse=args.trace_impulse,
     )
     print(program.report.format_table())
     if args.report:
@@ -91,6 +95,49 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         os.replace(tmp, path)
         print(f"\nreport written to {path}")
     return 0
+
+
+def _default_stimuli(circuit, steps: int, rate: float, seed: int) -> dict[str, np.ndarray]:
+    """Poisson spike trains (probability ``rate`` per step) for every input of the circuit."""
+    rng = np.random.default_rng(seed)
+    return {name: (rng.random((steps, circuit.size(name))) < rate).astype(np.float64) for name in circuit.input_names}
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import neuro_hw
+    from neuro_hw.compare.compare import compare
+
+    circuit = neuro_hw.load(args.circuit)
+    inputs = dict(_parse_input(s) for s in args.input) or _default_stimuli(circuit, args.steps, args.rate, args.seed)
+    program = neuro_hw.compile(
+        circuit,
+        target=args.target,
+        dt=args.dt,
+        input_ranges=dict(_parse_range(s) for s in args.input_range),
+        trace_impulse=args.trace_impulse,
+    )
+    runs = {"reference": neuro_hw.simulate(circuit, inputs, args.steps, args.dt, seed=args.seed, record="all")}
+    for backend in args.backends:
+        runs[backend] = neuro_hw.run(program, inputs, args.steps, backend=backend, seed=args.seed)
+    names = list(runs)
+    header = f"{'population':<20}" + "".join(f"{n:>14}" for n in names)
+    print(f"spike counts over {args.steps} steps (dt={args.dt:g}, seed={args.seed}):")
+    print(header)
+    print("-" * len(header))
+    for pop in runs["reference"].spikes:
+        print(f"{pop:<20}" + "".join(f"{int((runs[n].spikes[pop] != 0).sum()):>14}" for n in names))
+    failed = False
+    print()
+    fixed = [n for n in names if n != "reference"]
+    if "emulator" in runs and "lava" in runs:
+        c = compare(runs["lava"], runs["emulator"], "exact")
+        failed |= not c.passed
+        print(c.report())
+    for n in fixed:
+        c = compare(runs["reference"], runs[n], args.profile)
+        failed |= not c.passed
+        print(c.report())
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,8 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=MAX",
         help="largest magnitude of a graded input (e.g. a third factor), to scale it onto the payload range",
     )
+    comp.add_argument("--trace-impulse", type=int, default=None, help="integer impulse of spike-driven traces")
     comp.add_argument("--report", help="also write the report as JSON to this file")
     comp.set_defaults(func=_cmd_compile)
+
+    chk = sub.add_parser(
+        "check",
+        help="run reference, emulator and Lava on the same inputs: three-way table, exact and statistical verdicts",
+    )
+    chk.add_argument("circuit", help="a .nir file")
+    chk.add_argument("--target", default="loihi2", help="target name or .toml file (default loihi2)")
+    chk.add_argument("--steps", type=int, required=True, help="number of steps")
+    chk.add_argument("--dt", type=float, default=1e-3, help="step length (default 1e-3)")
+    chk.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="stimulus per input")
+    chk.add_argument("--rate", type=float, default=0.05, help="spike probability per step of generated inputs")
+    chk.add_argument("--input-range", action="append", default=[], metavar="NAME=MAX", help="graded input range")
+    chk.add_argument("--seed", type=int, default=0, help="seed of generated inputs and of the learning engine")
+    chk.add_argument(
+        "--backends",
+        nargs="+",
+        default=["emulator", "lava"],
+        choices=("emulator", "lava", "lava-float"),
+        help="fixed-point backends to run (default: emulator lava)",
+    )
+    chk.add_argument("--profile", default="fixed-vs-float", help="tolerance profile for fixed vs float")
+    chk.add_argument("--trace-impulse", type=int, default=None, help="integer impulse of spike-driven traces")
+    chk.set_defaults(func=_cmd_check)
     return parser
 
 

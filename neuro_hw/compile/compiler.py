@@ -78,7 +78,15 @@ def _flat(node, attr: str, n: int) -> np.ndarray:
 
 
 class _Compiler:
-    def __init__(self, circuit: Circuit, target: Target, dt: float, input_ranges: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        circuit: Circuit,
+        target: Target,
+        dt: float,
+        input_ranges: Mapping[str, float],
+        trace_impulse: int | None = None,
+    ) -> None:
+        self.trace_impulse = trace_impulse
         self.c = circuit
         self.t = target
         self.dt = dt
@@ -548,7 +556,8 @@ class _Compiler:
             )
         # Trace impulse (integer): the default, or smaller when a coefficient would underflow the engine's
         # smallest scaling factor (smaller traces leave room for larger mantissas).
-        candidates, imp = [], min(fmt.default_impulse, fmt.trace_max)
+        start = self.trace_impulse if self.trace_impulse is not None else fmt.default_impulse
+        candidates, imp = [], min(start, fmt.trace_max)
         while imp >= 1:
             candidates.append(imp)
             imp //= 2
@@ -582,6 +591,16 @@ class _Compiler:
             )
         for trace in spike_traces:
             impulses[trace] = float(imp_int)
+            # steady-state mean of a trace driven at p spikes/step: imp * p / (1 - exp(-1/tau))
+            tau_steps = taus[trace]
+            gain = imp_int / (1 - math.exp(-1.0 / tau_steps)) if tau_steps else float(imp_int)
+            p_sat = fmt.trace_max / gain
+            who = "pre" if trace in PRE_TRACES else "post"
+            self.report.notes.append(
+                f"{name}.{trace}: impulse {imp_int}, tau {tau_steps} steps: the 7-bit trace saturates when the {who} "
+                f"neurons fire more than {p_sat:.3g} spikes/step on average ({p_sat / self.dt:.3g} per time unit); "
+                "lower it with trace_impulse= if they do"
+            )
         if imp_int != min(fmt.default_impulse, fmt.trace_max) and spike_traces:
             self.report.notes.append(
                 f"{name}: trace impulse lowered to {imp_int} (from {fmt.default_impulse}) so that every rule "
@@ -672,11 +691,14 @@ def compile_circuit(
     dt: float = 1e-3,
     *,
     input_ranges: Mapping[str, float] | None = None,
+    trace_impulse: int | None = None,
 ) -> Program:
     """Quantise ``circuit`` for ``target`` with step ``dt``; the returned Program carries its Report.
 
     ``input_ranges`` gives, per graded input (e.g. a third factor), the largest magnitude its float values
-    take; the compiler scales it onto the target's graded payload range.
+    take; the compiler scales it onto the target's graded payload range.  ``trace_impulse`` sets the integer
+    impulse of spike-driven traces (default: the target's ``default_impulse``; lower it when traces
+    saturate at the circuit's firing rates, see the report notes).
     """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"compile() expects a Circuit, got {type(circuit).__name__}")
@@ -689,4 +711,11 @@ def compile_circuit(
             raise InputError("input_ranges names a node that is not a circuit input", node=name, field="input_ranges")
         if not (math.isfinite(value) and value > 0):
             raise InputError(f"input range must be positive, got {value!r}", node=name, field="input_ranges")
-    return _Compiler(circuit, tgt, float(dt), input_ranges or {}).run()
+    if trace_impulse is not None and not (
+        isinstance(trace_impulse, int) and 1 <= trace_impulse <= tgt.learning.trace_max
+    ):
+        raise InputError(
+            f"trace_impulse must be an integer in 1..{tgt.learning.trace_max}, got {trace_impulse!r}",
+            field="trace_impulse",
+        )
+    return _Compiler(circuit, tgt, float(dt), input_ranges or {}, trace_impulse).run()
