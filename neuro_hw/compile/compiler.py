@@ -30,7 +30,7 @@ is exact).  Non-spiking nodes use a nominal threshold of 1 voltage unit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -497,6 +497,24 @@ class _Compiler:
             w_scale=w_scale,
         )
 
+    def _refine_impulses(
+        self, name: str, spec, spike_traces: list[str], trace_scales: dict, s_w: float, start: int, compiled: dict
+    ) -> tuple[dict[str, int], dict]:
+        fmt = self.t.learning
+
+        def compile_with(imps: dict[str, int]) -> dict | None:
+            scales = dict(trace_scales)
+            for trace, imp in imps.items():
+                scales[trace] = imp / spec.traces[trace].impulse
+            try:
+                return {t: compile_expression(name, e, scales, s_w, fmt) for t, e in spec.rules.items()}
+            except RuleError:
+                return None
+
+        if not spike_traces:
+            return {}, compiled
+        return _refine(compile_with, spike_traces, start, compiled)
+
     def _learning(self, conn: _Conn, spec, s_w: float, inputs: dict[str, InputProgram]) -> LearningProgram:
         fmt = self.t.learning
         name = conn.plastic
@@ -589,17 +607,18 @@ class _Compiler:
                 node=name,
                 field="rules",
             )
+        per_trace, compiled = self._refine_impulses(name, spec, spike_traces, trace_scales, s_w, imp_int, compiled)
         for trace in spike_traces:
-            impulses[trace] = float(imp_int)
+            impulses[trace] = float(per_trace[trace])
             # steady-state mean of a trace driven at p spikes/step: imp * p / (1 - exp(-1/tau))
             tau_steps = taus[trace]
-            gain = imp_int / (1 - math.exp(-1.0 / tau_steps)) if tau_steps else float(imp_int)
+            gain = per_trace[trace] / (1 - math.exp(-1.0 / tau_steps)) if tau_steps else float(per_trace[trace])
             p_sat = fmt.trace_max / gain
             who = "pre" if trace in PRE_TRACES else "post"
             self.report.notes.append(
-                f"{name}.{trace}: impulse {imp_int}, tau {tau_steps} steps: the 7-bit trace saturates when the {who} "
-                f"neurons fire more than {p_sat:.3g} spikes/step on average ({p_sat / self.dt:.3g} per time unit); "
-                "lower it with trace_impulse= if they do"
+                f"{name}.{trace}: impulse {per_trace[trace]}, tau {tau_steps} steps: the 7-bit trace saturates when "
+                f"the {who} neurons fire more than {p_sat:.3g} spikes/step on average "
+                f"({p_sat / self.dt:.3g} per time unit); lower it with trace_impulse= if they do"
             )
         if imp_int != min(fmt.default_impulse, fmt.trace_max) and spike_traces:
             self.report.notes.append(
@@ -624,6 +643,38 @@ class _Compiler:
             t_epoch=spec.t_epoch,
             third_factor=dict(spec.third_factor),
         )
+
+
+def _rule_error(compiled: dict) -> tuple[int, float]:
+    coeffs = [c for _, rep in compiled.values() for c in rep.coefficients]
+    return sum(c.mantissa == 0 for c in coeffs), max((c.rel_error for c in coeffs), default=0.0)
+
+
+def _refine(
+    compile_with: Callable[[dict[str, int]], dict | None], traces: list[str], start: int, compiled: dict
+) -> tuple[dict[str, int], dict]:
+    """Coordinate descent over per-trace impulses in ``[start//2, start]``, minimising the worst coefficient error.
+
+    The 4-bit mantissa cannot hold most ratios between coefficients (e.g. A-/A+ = 1.05); different trace
+    scales can.  Only strict improvements are taken and larger impulses are tried first, so precision is
+    kept where it costs nothing.
+    """
+    current = {t: start for t in traces}
+    best_key = _rule_error(compiled)
+    for _ in range(2):
+        improved = False
+        for trace in traces:
+            for candidate in range(start, max(1, start // 2) - 1, -1):
+                trial = dict(current, **{trace: candidate})
+                result = compile_with(trial)
+                if result is None:
+                    continue
+                key = _rule_error(result)
+                if key[0] < best_key[0] or (key[0] == best_key[0] and key[1] < best_key[1] - 1e-12):
+                    current, best_key, compiled, improved = trial, key, result, True
+        if not improved:
+            break
+    return current, compiled
 
 
 def place(program: Program, target: Target) -> ResourceReport:
