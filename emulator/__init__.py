@@ -1,0 +1,18 @@
+"""Vectorised, bit-exact emulator of Lava 0.10 ``Loihi2SimCfg(select_tag="fixed_pt")`` semantics.
+
+Runs a compiled :class:`~neuro_hw.compile.program.Program` (LIF, Dense, DelayDense, LearningDense with
+2- and 3-factor rules) for a batch of independent trials in numpy, without importing Lava, and returns
+the same :class:`~neuro_hw.result.Result` as the Lava backend, value for value.  The integer semantics
+are those of ``../shared/docs/lava-semantics.md``; each module documents its formulas:
+
+* :mod:`.lif` -- ``PyLifModelBitAcc`` (int32 wrap, 24-bit u wrap, v clip, decays toward zero);
+* :mod:`.dense` -- weight preparation and the Dense / DelayDense / LearningDense spiking path;
+* :mod:`.learning` -- traces, histories, RNG replay, product arithmetic, stochastic rounding;
+* :mod:`.microcode` -- the rule-string parser (Lava's syntax and quirks);
+* :mod:`.engine` -- step order and recording; :mod:`.compare` -- :func:`first_mismatch`.
+"""
+
+from .compare import Mismatch, first_mismatch
+from .engine import run_program_emulator
+
+__all__ = ["Mismatch", "first_mismatch", "run_program_emulator"]

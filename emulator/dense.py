@@ -1,0 +1,239 @@
+"""Dense, DelayDense and the spiking path of LearningDense (Lava 0.10 fixed point), batched.
+
+Sources: ``lava/proc/dense/models.py`` (``PyDenseModelBitAcc`` l.57-114, ``PyDelayDenseModelBitAcc``
+l.290-352, ``PyLearningDenseModelBitApproximate`` l.146-191), ``lava/utils/weightutils.py``; spec:
+``../shared/docs/lava-semantics.md`` §3.
+
+Weight preparation (once, at Lava's first ``run_spk``)::
+
+    Dense / DelayDense:  W = clip_weights(int32(W), sign_mode, 8)       MIXED [-256, 255], EXC [0, 255],
+                                                                       INH [-255, 0]
+    both, then:          nt = 8 - num_weight_bits + (sign_mode == MIXED)
+                         W = (W >> nt) << nt       (INH: -((-W >> nt) << nt)); arithmetic = floor
+    LearningDense:       only the truncation, with sign_mode MIXED unless given (no clip!)
+
+So a MIXED matrix with 8 weight bits loses its LSB: ``3 -> 2``, ``-3 -> -4``, ``67 -> 66``.
+
+Accumulation per step (``s`` = what the source sent this step; ``a_buff`` is sent first, so an input
+spike at step t reaches the target at t+1)::
+
+    binary (num_message_bits == 0):  acc = sum_j W[:, j] * (s_j != 0)      exact (int64 sum)
+                                     a_buff = int32(acc << we  if we > 0 else  acc >> -we)
+                                     (the shift is done in int64, the int32 channel wraps after it)
+    graded (num_message_bits > 0):   acc = int32(W . s)                    (numpy int32 dot: wraps)
+                                     a_buff = acc << we | acc >> -we       (in int32)
+    DelayDense (both):               acc_k = sum_j [delay_ij == k] W_ij s_j  (int64), shifted in
+                                     int64, then added to the int32 delay line a_buff[:, k] (wraps);
+                                     the line moves one column per step: delay d arrives at t+1+d.
+
+The emulator computes the exact integer sums with float BLAS when they provably fit the mantissa
+(``max|W| * max payload * n_pre <= 2**24`` for float32, ``2**53`` for float64), else with int64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+INT32_MIN = -(2**31)
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of an integer array to int32 (numpy's unsafe cast)."""
+    return np.asarray(x).astype(np.int32)
+
+
+def clip_weights(weights: np.ndarray, sign_mode: str, num_bits: int = 8) -> np.ndarray:
+    """Lava's ``clip_weights`` (int32): MIXED ``[-2**b, 2**b-1]``, EXC ``[0, 2**b-1]``, INH ``[-(2**b-1), 0]``."""
+    w = np.asarray(weights).astype(np.int32)
+    if sign_mode == "inhibitory":
+        w = -w
+    lo = -(2**num_bits) if sign_mode == "mixed" else 0
+    w = np.clip(w, lo, 2**num_bits - 1)
+    if sign_mode == "inhibitory":
+        w = -w
+    return w.astype(np.int32)
+
+
+def truncate_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
+    """Lava's ``truncate_weights``: drop ``8 - num_weight_bits + (MIXED)`` LSBs (floor; INH mirrored)."""
+    w = np.asarray(weights).astype(np.int32)
+    if sign_mode == "inhibitory":
+        w = -w
+    nt = 8 - int(num_weight_bits) + int(sign_mode == "mixed")
+    w = (w >> nt) << nt
+    if sign_mode == "inhibitory":
+        w = -w
+    return w.astype(np.int32)
+
+
+def dense_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
+    """Effective weights of a static Dense / DelayDense: clip to 8(+sign) bits, then LSB truncation."""
+    return truncate_weights(clip_weights(weights, sign_mode, 8), sign_mode, num_weight_bits)
+
+
+def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
+    """Effective initial weights of a LearningDense: LSB truncation only (no clip)."""
+    return truncate_weights(weights, sign_mode, num_weight_bits)
+
+
+def shift_sum(acc: np.ndarray, weight_exp: int) -> np.ndarray:
+    """``acc << weight_exp`` if positive, else ``acc >> -weight_exp`` (arithmetic, i.e. floor)."""
+    if weight_exp > 0:
+        return np.left_shift(acc, weight_exp)
+    if weight_exp < 0:
+        return np.right_shift(acc, -weight_exp)
+    return acc
+
+
+def _float_dtype(max_abs_w: int, max_payload: int, n_pre: int) -> type | None:
+    bound = int(max_abs_w) * int(max(1, max_payload)) * int(max(1, n_pre))
+    if bound <= 2**24:
+        return np.float32
+    if bound <= 2**53:
+        return np.float64
+    return None
+
+
+class DenseSynapse:
+    """A static Dense (or DelayDense when ``delays`` is given) for ``B`` trials.
+
+    Parameters
+    ----------
+    weights:
+        Effective integer weights ``(n_post, n_pre)`` (see :func:`dense_effective_weights`).
+    weight_exp, num_message_bits:
+        As in Lava.
+    max_payload:
+        Largest value the source can send (1 for spikes), for the exactness bound.
+    batch:
+        Number of trials.
+    delays:
+        Optional per-synapse delays ``(n_post, n_pre)`` (DelayDense).
+    """
+
+    def __init__(
+        self,
+        weights: np.ndarray,
+        weight_exp: int,
+        num_message_bits: int,
+        max_payload: int,
+        batch: int,
+        delays: np.ndarray | None = None,
+    ) -> None:
+        self.w = np.ascontiguousarray(weights, dtype=np.int32)
+        self.n_post, self.n_pre = self.w.shape
+        self.weight_exp = int(weight_exp)
+        self.graded = int(num_message_bits) > 0
+        self.max_payload = int(max_payload) if self.graded else 1
+        self.batch = batch
+        self.delayed = delays is not None
+        if self.delayed:
+            d = np.asarray(delays, dtype=np.int64)
+            self.n_delay = int(d.max()) + 1 if d.size else 1
+            # (n_pre, D * n_post): column block k holds the weights with delay k
+            stack = np.stack([np.where(d == k, self.w, 0) for k in range(self.n_delay)])  # (D, n_post, n_pre)
+            mat = stack.reshape(self.n_delay * self.n_post, self.n_pre).T
+            self.ring = np.zeros((batch, self.n_delay, self.n_post), dtype=np.int32)
+            self.head = 0
+        else:
+            self.n_delay = 1
+            mat = self.w.T
+            self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)
+        max_w = int(np.abs(self.w.astype(np.int64)).max()) if self.w.size else 0
+        ft = _float_dtype(max_w, self.max_payload, self.n_pre)
+        self.mat = np.ascontiguousarray(mat, dtype=ft if ft is not None else np.int64)
+        self.float_exact = ft is not None
+        # integer matrix for sparse products (int32 when every sum fits, as for float32/64 above)
+        self.int_mat = np.ascontiguousarray(mat, dtype=np.int32 if ft is not None else np.int64)
+
+    def precompute_bytes(self, steps: int) -> int:
+        """Memory needed by :meth:`precompute` for ``steps`` steps."""
+        return int(steps) * self.batch * self.n_post * self.n_delay * 12
+
+    def precompute(self, s_all: np.ndarray) -> np.ndarray:
+        """Outputs of every step at once for a source known in advance (an input).
+
+        ``s_all`` is ``(T, B, n_pre)`` (what the source sends at steps 1..T); returns ``out`` ``(T, B,
+        n_post)`` int32 where ``out[t-1]`` is what the connection sends at step ``t`` (0 at ``t = 1``):
+        the same integers the step-by-step path produces (int32 additions are modular, so the delay
+        line can be summed in any order).
+        """
+        steps = s_all.shape[0]
+        out = np.zeros((steps, self.batch, self.n_post), dtype=np.int32)
+        chunk = max(1, (64 * 2**20) // max(1, self.batch * self.n_pre * 8))
+        for start in range(0, steps - 1, chunk):
+            stop = min(start + chunk, steps - 1)
+            s = s_all[start:stop]
+            s = (s if self.graded else (s != 0)).reshape(-1, self.n_pre)
+            if np.count_nonzero(s) * 8 < s.size:  # sparse input: scipy CSR times the integer matrix
+                csr = scipy.sparse.csr_matrix(s.astype(self.int_mat.dtype))
+                acc = np.asarray(csr @ self.int_mat).astype(np.int64)
+            else:
+                acc = self._exact_sum(s)
+            if self.delayed:
+                acc = wrap_int32(shift_sum(acc, self.weight_exp)).reshape(stop - start, self.batch, self.n_delay, -1)
+                for k in range(self.n_delay):  # sent at step t+1+k for the input of step t
+                    lo, hi = start + 1 + k, min(stop + 1 + k, steps)
+                    if lo < hi:
+                        out[lo:hi] += acc[: hi - lo, :, k]
+            else:
+                acc = acc.reshape(stop - start, self.batch, self.n_post)
+                if self.graded:
+                    out[start + 1 : stop + 1] = shift_sum(wrap_int32(acc), self.weight_exp)
+                else:
+                    out[start + 1 : stop + 1] = wrap_int32(shift_sum(acc, self.weight_exp))
+        return out
+
+    def output(self) -> np.ndarray:
+        """What the connection sends this step (computed in the previous step), ``(B, n_post)`` int32."""
+        if self.delayed:
+            return self.ring[:, self.head]
+        return self.a_buff
+
+    def _exact_sum(self, s: np.ndarray) -> np.ndarray:
+        """Exact ``s @ mat`` as int64, ``s`` ``(B, n_pre)`` (0/1 or payloads)."""
+        if self.float_exact:
+            return (s.astype(self.mat.dtype) @ self.mat).astype(np.int64)
+        return s.astype(np.int64) @ self.mat
+
+    def accumulate(self, s_in: np.ndarray) -> None:
+        """Receive ``s_in`` ``(B, n_pre)`` (bool spikes or int payloads) and compute the next output."""
+        s = s_in if self.graded else (s_in != 0)
+        if self.delayed:
+            acc = self._exact_sum(s).reshape(self.batch, self.n_delay, self.n_post)
+            acc = wrap_int32(shift_sum(acc, self.weight_exp))
+            ring, d = self.ring, self.n_delay
+            ring[:, self.head] = 0
+            self.head = (self.head + 1) % d
+            order = (self.head + np.arange(d)) % d  # logical delay k -> physical column
+            ring[:, order] += acc  # int32 wrap
+            return
+        acc = self._exact_sum(s)
+        if self.graded:
+            self.a_buff = shift_sum(wrap_int32(acc), self.weight_exp).astype(np.int32)
+        else:
+            self.a_buff = wrap_int32(shift_sum(acc, self.weight_exp))
+
+
+def input_bounds(
+    lo_w: np.ndarray, hi_w: np.ndarray, weight_exp: int, max_payload: int
+) -> tuple[int, int] | tuple[None, None]:
+    """Bounds ``(lo, hi)`` of what a connection can send, given per-synapse weight bounds ``(n_post, n_pre)``.
+
+    ``sum_j min(lo_w, 0) * p <= acc <= sum_j max(hi_w, 0) * p`` with ``p`` the largest payload; the
+    shift by ``weight_exp`` is monotone.  ``(None, None)`` if an int32 wrap-around cannot be excluded.
+    """
+    p = max(1, int(max_payload))
+    if lo_w.size == 0:
+        return 0, 0
+    lo = int(np.minimum(lo_w.astype(np.int64), 0).sum(axis=1).min()) * p
+    hi = int(np.maximum(hi_w.astype(np.int64), 0).sum(axis=1).max()) * p
+    if weight_exp > 0:
+        lo, hi = lo << weight_exp, hi << weight_exp
+    elif weight_exp < 0:
+        lo, hi = lo >> -weight_exp, hi >> -weight_exp
+    if lo < -(2**31) or hi >= 2**31:
+        return None, None
+    return lo, hi

@@ -1,0 +1,486 @@
+"""Run a compiled Program on the bit-exact emulator of Lava 0.10 ``Loihi2SimCfg(select_tag="fixed_pt")``.
+
+The emulator never imports Lava.  It reproduces, per step ``t = 1..T`` (Lava's 1-based ``time_step``;
+``../shared/docs/lava-semantics.md`` §1), the data flow of the Lava process network that
+``targets/loihi2/lava_backend.py`` builds from the same Program:
+
+1. every connection sends its buffered output (computed at ``t-1``; zeros at ``t = 1``); a
+   population's input is the int32 (wrapping) sum of everything sent to it;
+2. every LIF population updates (:mod:`.lif`) and spikes;
+3. every connection receives what its source sent at ``t`` (input column ``t-1``, or the source
+   population's spikes of this very step) and computes its next output with its *current* weights
+   (:mod:`.dense`); a plastic connection then does its spiking-phase trace bookkeeping with the
+   target's spikes of step ``t`` (and third-factor values of step ``t``);
+4. plastic connections with ``t % t_epoch == 0`` run their learning phase (:mod:`.learning`);
+5. the state at the end of the step is recorded.
+
+Everything is vectorised over the batch of ``B`` independent trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from neuro_hw.compile.program import LEARNING_TRACES, Program
+from neuro_hw.errors import InputError, ValidationError
+from neuro_hw.result import Result
+
+from .dense import DenseSynapse, dense_effective_weights, input_bounds, learning_effective_weights
+from .learning import LearningEngine
+from .lif import LifPopulation
+
+RECORD_MODES = ("all", "spikes")
+#: Largest precomputed input drive (bytes) of one static input-driven connection.
+PRECOMPUTE_BYTES = 256 * 2**20
+#: Largest recording of learned weights/tags (bytes) before weights_every or record="spikes" is required.
+MAX_WEIGHT_RECORD_BYTES = 8 * 2**30
+MAX_DELAY = 63
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------------
+def validate_program(program: Program) -> None:
+    """Check that ``program`` is well formed and expressible in Lava 0.10 (same refusals as the Lava backend)."""
+    if not isinstance(program, Program):
+        raise TypeError(f"expected a Program, got {type(program).__name__}")
+    for name in program.inputs:
+        if name in program.neurons:
+            raise ValidationError("an input and a population share this name", node=name)
+    for name, pop in program.neurons.items():
+        if pop.model != "lif":
+            raise ValidationError(f"neuron model {pop.model!r} is not supported (only 'lif')", node=name, field="model")
+    for name, conn in program.connections.items():
+        if conn.source not in program.inputs and conn.source not in program.neurons:
+            raise ValidationError(f"unknown source {conn.source!r}", node=name, field="source")
+        if conn.target not in program.neurons:
+            raise ValidationError(f"target {conn.target!r} is not a neuron population", node=name, field="target")
+        expected = (program.neurons[conn.target].n, program.source_size(conn.source))
+        if conn.weights.ndim != 2 or tuple(conn.weights.shape) != expected:
+            raise ValidationError(
+                f"weights have shape {tuple(conn.weights.shape)}, expected (n_target, n_source) = {expected}",
+                node=name,
+                field="weights",
+            )
+        if not 1 <= int(conn.num_weight_bits) <= 8:
+            raise ValidationError("num_weight_bits must be 1..8", node=name, field="num_weight_bits")
+        src = program.inputs.get(conn.source)
+        if src is not None and src.graded and conn.num_message_bits <= 0:
+            raise ValidationError(
+                f"source {conn.source!r} sends graded payloads but num_message_bits is {conn.num_message_bits}; "
+                "a binary Dense would treat every nonzero payload as a 1",
+                node=name,
+                field="num_message_bits",
+            )
+        if conn.delays is not None:
+            if np.any(conn.delays < 0) or np.any(conn.delays > MAX_DELAY):
+                raise ValidationError(f"delays must lie in 0..{MAX_DELAY}", node=name, field="delays")
+            if conn.learning is not None:
+                raise ValidationError(
+                    "Lava 0.10 has no plastic connection with synaptic delays", node=name, field="delays"
+                )
+        lp = conn.learning
+        if lp is None:
+            continue
+        for src_name in lp.third_factor.values():
+            if src_name not in program.inputs and src_name not in program.neurons:
+                raise ValidationError(
+                    f"unknown third-factor source {src_name!r}", node=name, field="learning.third_factor"
+                )
+            if program.source_size(src_name) != program.neurons[conn.target].n:
+                raise ValidationError(
+                    f"third-factor source {src_name!r} has {program.source_size(src_name)} channels, the target "
+                    f"population {conn.target!r} has {program.neurons[conn.target].n}",
+                    node=name,
+                    field="learning.third_factor",
+                )
+        if lp.third_factor:
+            used = {k: v for k, v in lp.impulses.items() if k.startswith("y") and float(v) != 0.0}
+            if used:
+                raise ValidationError(
+                    f"a 3-factor rule drives y1..y3 from the third-factor inputs, so the y impulses {used} "
+                    "would be ignored",
+                    node=name,
+                    field="learning.impulses",
+                )
+
+
+def _as_int_array(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise InputError("values must be integers (spikes 0/1 or integer payloads)", node=name)
+        return arr.astype(np.int64)
+    raise InputError(f"expected a numeric array, got dtype {arr.dtype}", node=name)
+
+
+def normalize_inputs(
+    program: Program, inputs: Mapping[str, Any] | None, steps: Any, seed: int | Sequence[int]
+) -> tuple[dict[str, np.ndarray], list[int], int]:
+    """Validate ``inputs``, ``steps`` and ``seed``.
+
+    Returns ``{name: (steps, B, n)}`` arrays (bool for spike inputs, int32 for graded payloads), the
+    ``B`` seeds and ``steps`` as int.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
+    steps = int(steps)
+    inputs = {} if inputs is None else inputs
+    if not isinstance(inputs, Mapping):
+        raise InputError(f"inputs must be a mapping name -> array, got {type(inputs).__name__}")
+    extra = sorted(set(inputs) - set(program.inputs))
+    if extra:
+        raise InputError(f"unexpected input(s) {extra}; the program's inputs are {sorted(program.inputs)}")
+    missing = sorted(set(program.inputs) - set(inputs))
+    if missing:
+        raise InputError(f"missing input(s) {missing}", node=missing[0])
+    arrays: dict[str, np.ndarray] = {}
+    batches: set[int] = set()
+    for name, spec in program.inputs.items():
+        arr = _as_int_array(name, inputs[name])
+        if arr.ndim == 2:
+            arr = arr[None]
+        elif arr.ndim == 3:
+            batches.add(arr.shape[0])
+        else:
+            raise InputError(
+                f"expected shape (B, T, {spec.n}) or (T, {spec.n}), got {tuple(np.shape(inputs[name]))}", node=name
+            )
+        if arr.shape[2] != spec.n:
+            raise InputError(f"last axis has {arr.shape[2]} channels, the input has n={spec.n}", node=name)
+        if arr.shape[1] < steps:
+            raise InputError(f"has {arr.shape[1]} time steps, fewer than steps={steps}", node=name)
+        if arr.shape[0] < 1:
+            raise InputError("batch axis is empty", node=name)
+        arr = arr[:, :steps]
+        if not spec.graded:
+            if arr.dtype != bool and np.any((arr != 0) & (arr != 1)):
+                raise InputError(
+                    "binary spike input must contain only 0 and 1 (declare it graded for payloads)", node=name
+                )
+            arr = arr.astype(bool)
+        else:
+            if np.any((arr < 0) | (arr > int(spec.max_payload))):
+                raise InputError(f"graded payloads must lie in 0..{int(spec.max_payload)} (max_payload)", node=name)
+            arr = arr.astype(np.int32)
+        arrays[name] = arr
+    if len(batches) > 1:
+        raise InputError(f"inputs have different batch sizes {sorted(batches)}")
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        batch = batches.pop() if batches else 1
+        seeds = [int(seed)] * batch
+    elif isinstance(seed, Sequence) and not isinstance(seed, (str, bytes)):
+        seeds = []
+        for s in seed:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+                raise InputError(f"seeds must be integers, got {s!r}", field="seed")
+            seeds.append(int(s))
+        if not seeds:
+            raise InputError("empty seed sequence", field="seed")
+        batch = batches.pop() if batches else len(seeds)
+        if len(seeds) != batch:
+            raise InputError(f"{len(seeds)} seeds given for a batch of {batch}", field="seed")
+    else:
+        raise InputError(f"seed must be an int or a sequence of ints, got {seed!r}", field="seed")
+    if any(s < 0 for s in seeds):
+        raise InputError("seeds must be >= 0", field="seed")
+    out = {}
+    for name, arr in arrays.items():
+        arr = np.broadcast_to(arr, (batch,) + arr.shape[1:])
+        out[name] = np.ascontiguousarray(arr.transpose(1, 0, 2))  # (T, B, n): one contiguous row per step
+    return out, seeds, steps
+
+
+def weight_sampling(steps: int, every: int) -> np.ndarray:
+    """Sampled steps ``[0, e, 2e, ..., T]`` (as the Lava backend's ``weights_every``)."""
+    return np.asarray([0] + [k for k in range(1, steps + 1) if k % every == 0 or k == steps], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# connections
+# --------------------------------------------------------------------------------------------------
+class _Plastic:
+    """A LearningDense: spiking path with the engine's current weights, plus the learning engine."""
+
+    def __init__(self, engine: LearningEngine, weight_exp: int, graded: bool) -> None:
+        self.engine = engine
+        self.weight_exp = int(weight_exp)
+        self.graded = graded
+        self.a_buff = np.zeros((engine.batch, engine.n_post), dtype=np.int32)
+
+    def output(self) -> np.ndarray:
+        return self.a_buff
+
+    def accumulate(self, s_in: np.ndarray) -> None:
+        self.a_buff = self.engine.accumulate(s_in, self.weight_exp, self.graded)
+
+
+# --------------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------------
+def run_program_emulator(
+    program: Program,
+    inputs: dict[str, np.ndarray],
+    steps: int,
+    *,
+    seed: int | Sequence[int] = 0,
+    record: str = "all",
+    weights_every: int = 1,
+) -> Result:
+    """Run ``program`` for ``steps`` steps, bit-exactly as Lava 0.10 ``fixed_pt`` would.
+
+    Parameters
+    ----------
+    program:
+        The compiled circuit.
+    inputs:
+        ``{name: array}`` for every ``program.inputs`` entry, ``(B, T, n)`` or ``(T, n)`` (broadcast to
+        all trials), ``T >= steps``: 0/1 spikes, or integer payloads ``0..max_payload`` for graded inputs.
+    steps:
+        Number of time steps ``T``.
+    seed:
+        One int for every trial, or a sequence of ``B`` ints (defines ``B`` when no input has a batch
+        axis).  The i-th plastic connection of trial b replays Lava's random streams of
+        ``rng_seed = learning_rng_seed(seed[b], i)``.
+    record:
+        ``"all"``: spikes, ``u``/``v``, traces and weights/tags every ``weights_every`` steps;
+        ``"spikes"``: only spikes, and weights/tags at steps ``[0, T]``.
+    weights_every:
+        Sampling period of plastic weights/tags with ``record="all"`` (``[0, e, 2e, ..., T]``); memory
+        is ``K * B * n_post * n_pre * 4`` bytes per variable.
+
+    Returns
+    -------
+    Result
+        ``backend="emulator"``; keys and shapes as :func:`neuro_hw.targets.loihi2.lava_backend.run_program_lava`:
+        ``spikes[pop]`` ``(B, T, *shape)`` bool; ``states["pop.u"|"pop.v"]`` ``(B, T, *shape)`` int32;
+        plastic connections: ``states["conn.x1"|"conn.x2"]`` ``(B, T, n_source)``,
+        ``states["conn.y1|y2|y3"]`` ``(B, T, n_target)`` (trace registers), ``weights["conn.w"|"conn.t"|
+        "conn.d"]`` ``(B, K, n_target, n_source)`` (weight, tag_1, tag_2) at ``weight_steps``; index 0 holds
+        the effective initial values (after Lava's first-step LSB truncation).  Static connections:
+        ``weights["conn.w"]`` ``(B, 1, n_target, n_source)`` = the effective weights (clip + truncation).
+
+    Raises
+    ------
+    InputError
+        Missing/extra inputs, wrong shapes or values, bad ``steps``/``seed``/``record``.
+    ValidationError
+        The Program is inconsistent or uses something Lava 0.10 cannot express.
+    """
+    if record not in RECORD_MODES:
+        raise InputError(f"record must be one of {RECORD_MODES}, got {record!r}", field="record")
+    if isinstance(weights_every, bool) or not isinstance(weights_every, (int, np.integer)) or weights_every < 1:
+        raise InputError(f"weights_every must be a positive integer, got {weights_every!r}", field="weights_every")
+    validate_program(program)
+    data, seeds, steps = normalize_inputs(program, inputs, steps, seed)
+    batch = len(seeds)
+    full = record == "all"
+    sampled = weight_sampling(steps, int(weights_every)) if full else np.asarray([0, steps], dtype=np.int64)
+    rows = {int(k): i for i, k in enumerate(sampled)}
+
+    pops = {
+        name: LifPopulation(pop.n, batch, pop.du, pop.dv, pop.vth, pop.bias_mant, pop.bias_exp, pop.u_init, pop.v_init)
+        for name, pop in program.neurons.items()
+    }
+    conns: dict[str, Any] = {}
+    static_w: dict[str, np.ndarray] = {}
+    engines: dict[str, LearningEngine] = {}
+    drives: dict[str, np.ndarray] = {}  # precomputed input drive per population, (T, B, n) int32
+    exact_bounds: dict[str, tuple[int, int]] = {}  # min/max of each precomputed drive
+    plastic_index = 0
+    for name, conn in program.connections.items():
+        src = program.inputs.get(conn.source)
+        max_payload = int(src.max_payload) if (src is not None and src.graded) else 1
+        if conn.learning is None:
+            w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
+            static_w[name] = w
+            syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, max_payload, batch, conn.delays)
+            if src is not None and syn.precompute_bytes(steps) <= PRECOMPUTE_BYTES:
+                drive = syn.precompute(data[conn.source])
+                exact_bounds[name] = (int(drive.min(initial=0)), int(drive.max(initial=0)))
+                if conn.target in drives:
+                    drives[conn.target] += drive  # int32 wrap-around, as Lava's InPort sum
+                else:
+                    drives[conn.target] = drive
+            else:
+                conns[name] = syn
+            continue
+        w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
+        max_third = 1
+        for tf_src in conn.learning.third_factor.values():
+            if tf_src in program.inputs:
+                max_third = max(max_third, int(program.inputs[tf_src].max_payload))
+        eng = LearningEngine(
+            name,
+            conn.learning,
+            w,
+            conn.sign_mode,
+            seeds,
+            plastic_index,
+            steps,
+            keep_traces=full,
+            max_payload=max_payload if int(conn.num_message_bits) > 0 else 1,
+            max_third=max_third,
+        )
+        plastic_index += 1
+        engines[name] = eng
+        conns[name] = _Plastic(eng, conn.weight_exp, int(conn.num_message_bits) > 0)
+
+    # ---- input bounds: populations whose input provably cannot wrap run in float64 (fewer calls)
+    bounds: dict[str, list] = {name: [0, 0] for name in pops}
+    for name, conn in program.connections.items():
+        src = program.inputs.get(conn.source)
+        payload = int(src.max_payload) if (src is not None and src.graded and conn.num_message_bits > 0) else 1
+        if name in exact_bounds:
+            lo, hi = exact_bounds[name]
+        elif conn.learning is None:
+            w = static_w[name]
+            lo, hi = input_bounds(w, w, conn.weight_exp, payload)
+            if lo is not None and conn.delays is not None:
+                # each delay's sum is shifted on its own: the floors may add up to one unit per delay
+                slack = int(np.max(conn.delays)) + 1
+                lo, hi = lo - slack, hi + slack
+        else:
+            w0 = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
+            lo, hi = input_bounds(np.minimum(w0, -256), np.maximum(w0, 255), conn.weight_exp, payload)
+        acc = bounds[conn.target]
+        if lo is None or acc[0] is None:
+            acc[0] = acc[1] = None
+        else:
+            acc[0] += lo
+            acc[1] += hi
+    for name, pop in pops.items():
+        if pop.use_input_bound(*bounds[name]) and name in drives:
+            drives[name] = drives[name] * 64.0  # safe mode: float64 input, pre-multiplied by 2**6
+
+    # ---- recording buffers ------------------------------------------------------------------------
+    n_bytes = sum(batch * len(sampled) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in engines.values())
+    if n_bytes > MAX_WEIGHT_RECORD_BYTES:
+        raise InputError(
+            f"recording the plastic weights at {len(sampled)} steps needs {n_bytes / 2**30:.1f} GiB; "
+            "use weights_every=... or record='spikes'",
+            field="weights_every",
+        )
+    rec_s = {name: np.zeros((batch, steps, p.n), dtype=bool) for name, p in pops.items()}
+    rec_u = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
+    rec_v = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
+    rec_tr: dict[str, dict[str, np.ndarray]] = {}
+    rec_w: dict[str, dict[str, np.ndarray]] = {}
+    for name, eng in engines.items():
+        if full:
+            rec_tr[name] = {
+                k: np.zeros((batch, steps, eng.n_pre if k.startswith("x") else eng.n_post), dtype=np.int32)
+                for k in LEARNING_TRACES
+            }
+        rec_w[name] = {
+            k: np.zeros((batch, len(sampled), eng.n_post, eng.n_pre), dtype=np.int32) for k in ("w", "t", "d")
+        }
+        for k in ("w", "t", "d"):
+            rec_w[name][k][:, 0] = eng.variable(k)
+
+    # ---- the step loop, with everything looked up in advance -----------------------------------------
+    dynamic = [(conns[n], program.connections[n].target) for n in program.connections if n in conns]
+    stepped = [
+        (conns[n], program.connections[n].source, engines.get(n), program.connections[n].target)
+        for n in program.connections
+        if n in conns
+    ]
+    pop_list = [(name, pop, drives.get(name)) for name, pop in pops.items()]
+    learners = [(eng, eng.t_epoch) for eng in engines.values()]
+    rec_pops = [(name, pop, rec_s[name], rec_u.get(name), rec_v.get(name)) for name, pop in pops.items()]
+    rec_engines = [(eng, rec_tr.get(name), sorted(eng.vars_changed), rec_w[name]) for name, eng in engines.items()]
+    spikes: dict[str, np.ndarray] = {}
+    for t in range(1, steps + 1):
+        row = t - 1
+        a_in: dict[str, np.ndarray] = {}
+        for conn_obj, tgt in dynamic:
+            out = conn_obj.output()
+            if tgt in a_in:
+                a_in[tgt] += out  # int32 wrap-around, as Lava's InPort sum
+            else:
+                a_in[tgt] = out.copy()
+        for pname, pop, drive in pop_list:
+            spikes[pname] = pop.step(a_in.get(pname), None if drive is None else drive[row])
+        for conn_obj, src, eng, tgt in stepped:
+            s_in = spikes[src] if src in spikes else data[src][row]
+            conn_obj.accumulate(s_in)
+            if eng is not None:
+                tf = None
+                if eng.three_factor:
+                    tf = {k: (spikes[v] if v in spikes else data[v][row]) for k, v in eng.three_factor.items()}
+                eng.spike_phase(t, s_in, spikes[tgt], tf)
+        for eng, te in learners:
+            if t % te == 0:
+                eng.learn(t)
+        # ---- record (end of step) ------------------------------------------------------------------
+        for pname, pop, rs, ru, rv in rec_pops:
+            rs[:, row] = spikes[pname]
+            if full:
+                ru[:, row], rv[:, row] = pop.state
+        r = rows.get(t)
+        for eng, rtr, changing, rw in rec_engines:
+            if full:
+                for k in eng.x_names:
+                    rtr[k][:, row] = eng.x[:, eng.xpos[k]]
+                for k in eng.y_names:
+                    rtr[k][:, row] = eng.y[:, eng.ypos[k]]
+            if r is not None:
+                for k in changing:
+                    rw[k][:, r] = eng.variable(k)
+    # variables that never change: copy the initial value into every sample
+    for name, eng in engines.items():
+        for k in ("w", "t", "d"):
+            if k not in eng.vars_changed and len(sampled) > 1 and np.any(rec_w[name][k][:, 0]):
+                rec_w[name][k][:, 1:] = rec_w[name][k][:, :1]
+
+    # ---- pack the Result --------------------------------------------------------------------------
+    out_spikes: dict[str, np.ndarray] = {}
+    states: dict[str, np.ndarray] = {}
+    weights: dict[str, np.ndarray] = {}
+    wsteps: dict[str, np.ndarray] = {}
+    for pname, prog in program.neurons.items():
+        shape = (batch, steps) + tuple(prog.shape)
+        out_spikes[pname] = rec_s[pname].reshape(shape)
+        if full:
+            states[f"{pname}.u"] = rec_u[pname].reshape(shape)
+            states[f"{pname}.v"] = rec_v[pname].reshape(shape)
+    for name in program.connections:
+        if name in static_w:
+            w = static_w[name]
+            weights[f"{name}.w"] = np.broadcast_to(w, (batch, 1) + w.shape).copy()
+            wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
+            continue
+        for k in ("w", "t", "d"):
+            weights[f"{name}.{k}"] = rec_w[name][k]
+            wsteps[f"{name}.{k}"] = sampled.copy()
+        if full:
+            for k in LEARNING_TRACES:
+                states[f"{name}.{k}"] = rec_tr[name][k]
+    meta = {
+        "emulator": {
+            "seeds": seeds,
+            "learning_rng_seeds": {name: eng.rng_seeds for name, eng in engines.items()},
+            "record": record,
+            "weight_index0": "effective initial weights (after Lava's first-step clip/LSB truncation), before learning",
+            "record_time": "end of step (after the learning phase of that step)",
+        }
+    }
+    return Result(
+        spikes=out_spikes,
+        states=states,
+        weights=weights,
+        weight_steps=wsteps,
+        dt=float(program.dt),
+        steps=steps,
+        batch=batch,
+        backend="emulator",
+        circuit_hash=program.circuit_hash,
+        seed=seeds[0],
+        target=program.target,
+        metadata=meta,
+    )
