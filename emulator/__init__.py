@@ -9,7 +9,8 @@ are those of ``../shared/docs/lava-semantics.md``; each module documents its for
 * :mod:`.dense` -- weight preparation and the Dense / DelayDense / LearningDense spiking path;
 * :mod:`.learning` -- traces, histories, RNG replay, product arithmetic, stochastic rounding;
 * :mod:`.microcode` -- the rule-string parser (Lava's syntax and quirks);
-* :mod:`.engine` -- step order and recording; :mod:`.compare` -- :func:`first_mismatch`.
+* :mod:`.engine` -- step order and recording; :mod:`.compare` -- :func:`first_mismatch`;
+* :mod:`.benchmark` -- ``python -m neuro_hw.emulator.benchmark [--lava]``: timing against Lava.
 """
 
 from .compare import Mismatch, first_mismatch

@@ -117,7 +117,7 @@ class LifPopulation:
         and ``max(v0, vth << 6) + U + bias < 2**23 - 1`` (``v <= vth << 6`` after every step).
         Returns whether the safe mode is used.
         """
-        if a_lo is None or a_hi is None:
+        if a_lo is None or a_hi is None or not (0 <= self.du < DECAY_UNITY and 0 <= self.dv < DECAY_UNITY):
             return False
         big = max(abs(int(a_lo)), abs(int(a_hi)))
         u_star = 64 * big * DECAY_UNITY / (self.du + 1)
