@@ -15,5 +15,6 @@ are those of ``../shared/docs/lava-semantics.md``; each module documents its for
 
 from .compare import Mismatch, first_mismatch
 from .engine import run_program_emulator
+from .session import EmulatorSession
 
-__all__ = ["Mismatch", "first_mismatch", "run_program_emulator"]
+__all__ = ["EmulatorSession", "Mismatch", "first_mismatch", "run_program_emulator"]

@@ -3,11 +3,13 @@
 Each chunk of ``chunk`` steps the host callback receives the previous chunk's Result (``None`` before the
 first) and returns the next chunk's stimuli in float units, ``(chunk, n)`` per input, e.g. an environment
 that reads motor spikes and writes sensor spikes.  The circuit's state (voltages, traces, weights) carries
-over between chunks: a chunked run with fixed stimuli equals one long run.  The same loop runs on the
-emulator and on Lava; both give the identical trajectory (tests/hil/test_closed_loop.py).
+over between chunks: a chunked run with fixed stimuli equals one long run (tests/hil/test_closed_loop.py).
+The loop runs on the emulator (bit-exact with Lava); a persistent Lava session is in progress.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +36,12 @@ def open_session(program: Program, backend: str, seed: int = 0) -> Session:
 
         return EmulatorSession(program, seed=seed)
     if backend == "lava":
+        if importlib.util.find_spec("neuro_hw.targets.loihi2.lava_session") is None:
+            raise InputError(
+                "closed-loop stepping on Lava is not available yet (no persistent Lava session); use 'emulator', "
+                "which is bit-exact with Lava",
+                field="backend",
+            )
         from neuro_hw.targets.loihi2.lava_session import LavaSession
 
         return LavaSession(program, seed=seed).__enter__()
