@@ -10,7 +10,6 @@ The loop runs on the emulator (bit-exact with Lava); a persistent Lava session i
 from __future__ import annotations
 
 import importlib.util
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from neuro_hw.emulator import first_mismatch
 
 from neuro_hw.compile.program import (
     ConnectionProgram,
@@ -12,6 +11,7 @@ from neuro_hw.compile.program import (
     NeuronProgram,
     Program,
 )
+from neuro_hw.emulator import first_mismatch
 from neuro_hw.result import Result
 
 TRACES = ("x1", "x2", "y1", "y2", "y3")

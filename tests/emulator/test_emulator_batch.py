@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from emulator_cases import assert_identical, learning_cases, lif_dense_cases
-from neuro_hw.emulator import run_program_emulator
 
+from neuro_hw.emulator import run_program_emulator
 from neuro_hw.result import Result
 
 

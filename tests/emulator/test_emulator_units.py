@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from emulator_cases import learning, lif, program, pulses
+
+from neuro_hw.compile.program import ConnectionProgram, InputProgram, learning_rng_seed
 from neuro_hw.emulator import first_mismatch, run_program_emulator
 from neuro_hw.emulator.dense import clip_weights, dense_effective_weights, learning_effective_weights
 from neuro_hw.emulator.lif import LifPopulation, decay_toward_zero, effective_bias
 from neuro_hw.emulator.microcode import decimation_exponent, parse_microcode
-
-from neuro_hw.compile.program import ConnectionProgram, InputProgram, learning_rng_seed
 from neuro_hw.errors import InputError, RuleError, ValidationError
 
 

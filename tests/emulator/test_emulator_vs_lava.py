@@ -14,6 +14,7 @@ import pytest
 from emulator_cases import CaseBook, assert_identical, learning, learning_cases, lif_dense_cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from neuro_hw.emulator import run_program_emulator
 
 pytest.importorskip("lava")

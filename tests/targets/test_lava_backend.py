@@ -8,12 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from neuro_hw.targets.loihi2.lava_backend import (
-    BackendUnavailableError,
-    LavaRunError,
-    run_program_lava,
-)
-from neuro_hw.targets.loihi2.process_guard import child_pids, group_members
 
 from neuro_hw.compile.program import (
     ConnectionProgram,
@@ -24,6 +18,12 @@ from neuro_hw.compile.program import (
     learning_rng_seed,
 )
 from neuro_hw.errors import InputError, NeuroHWError
+from neuro_hw.targets.loihi2.lava_backend import (
+    BackendUnavailableError,
+    LavaRunError,
+    run_program_lava,
+)
+from neuro_hw.targets.loihi2.process_guard import child_pids, group_members
 
 pytest.importorskip("lava")
 
