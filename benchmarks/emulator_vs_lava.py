@@ -7,7 +7,9 @@ Per-step cost is the slope between two run lengths (``t(T2) - t(T1)) / (T2 - T1)
 (worker process, ``import lava``, compile, fork: about 1 s per call) is reported separately and does not
 inflate its per-step time.  The batched case runs B=64 trials at n=100 in one emulator call; Lava runs trials
 one after another, so its trial-steps/s is its single-trial steps/s at n=100 measured in the same run.
-Both backends' results are compared for exact equality on every case before timing counts.
+Both backends record spikes, u, v and traces every step and plastic weights at the first and last step (the
+full n x n matrix every step would dominate both at n=1000); their results are compared for exact equality on
+every case.
 
     python benchmarks/emulator_vs_lava.py [--quick] [--json out.json]
 """
@@ -85,14 +87,14 @@ def bench_case(n: int, stdp: bool, lava_steps: tuple[int, int], emu_steps: tuple
     x = stimulus(n, max(lava_steps[1], emu_steps[1]))
 
     def lava(t):
-        return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="lava", seed=0)
+        return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="lava", seed=0, weights_every=t)
 
     def emu(t):
-        return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="emulator", seed=0)
+        return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="emulator", seed=0, weights_every=t)
 
     lava_step, lava_start, lava_res = per_step(lava, *lava_steps)
     emu_step, emu_start, _ = per_step(emu, *emu_steps, repeats=3)
-    emu_res = emu(lava_steps[1])
+    emu_res = emu(lava_steps[1])  # same steps and recording as lava_res: compared value by value
     check = compare(lava_res, emu_res, "exact")
     return {
         "n": n,
@@ -113,7 +115,7 @@ def bench_batched(n: int, batch: int, steps: tuple[int, int], lava_single: dict)
     x = stimulus(n, steps[1], batch=batch)
 
     def emu(t):
-        return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="emulator", seed=0)
+        return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="emulator", seed=0, weights_every=t)
 
     emu_step, _, res = per_step(emu, *steps, repeats=2)
     # spot-check: trial 5 of the batch equals a single-trial Lava run on the same stimulus

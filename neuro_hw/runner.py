@@ -63,8 +63,13 @@ def run(
     steps: int,
     backend: str = "emulator",
     seed: int | Sequence[int] = 0,
+    weights_every: int = 1,
 ) -> Result:
-    """Run ``program`` for ``steps`` steps on ``backend`` and return the Result (integer states)."""
+    """Run ``program`` for ``steps`` steps on ``backend`` and return the Result (integer states).
+
+    Plastic weights, tags and delays are recorded every ``weights_every`` steps (and at the last step);
+    ``weights_every=steps`` keeps only the initial and final values (what long or large runs want).
+    """
     if not isinstance(program, Program):
         raise TypeError(f"run() expects a Program (from neuro_hw.compile), got {type(program).__name__}")
     if backend not in BACKENDS:
@@ -75,7 +80,7 @@ def run(
     if backend == "emulator":
         from neuro_hw.emulator import run_program_emulator
 
-        result = run_program_emulator(program, payloads, int(steps), seed=seed)
+        result = run_program_emulator(program, payloads, int(steps), seed=seed, weights_every=weights_every)
     else:
         from neuro_hw.targets.loihi2.lava_backend import run_program_lava
 
@@ -84,7 +89,7 @@ def run(
             "lava-float": {"select_tag": "floating_pt"},
             "lava-hw": {"hardware": True},
         }[backend]
-        result = run_program_lava(program, payloads, int(steps), seed=seed, **options)
+        result = run_program_lava(program, payloads, int(steps), seed=seed, weights_every=weights_every, **options)
     result.metadata["float_units"] = float_units(program)
     return result
 
