@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
+from .intmath import njit, shift, wrap32
+
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 INT32_MIN = -(2**31)
 
@@ -85,6 +87,39 @@ def shift_sum(acc: np.ndarray, weight_exp: int) -> np.ndarray:
     if weight_exp < 0:
         return np.right_shift(acc, -weight_exp)
     return acc
+
+
+@njit
+def send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
+    """What a Dense sends for input ``s`` ``(B, n_pre)``: ``out`` ``(B, m)`` int32 (see module doc).
+
+    ``w`` is ``(Bw, n_pre, m)`` pre-major (``Bw`` = 1: one matrix for every trial, or ``B``); only the
+    rows of nonzero inputs are read.  ``graded``: payloads multiply the rows (else any nonzero input
+    counts 1).  The exact int64 sum is then shifted by ``weight_exp`` and wrapped to int32, or, with
+    ``wrap_first`` (graded Dense / LearningDense), wrapped to int32 first and shifted in int32.
+    """
+    batch, n_pre = s.shape
+    m = out.shape[1]
+    acc = np.zeros(m, dtype=np.int64)
+    for b in range(batch):
+        wb = w[b if w.shape[0] > 1 else 0]
+        acc[:] = 0
+        for j in range(n_pre):
+            sj = np.int64(s[b, j])
+            if sj == 0:
+                continue
+            row = wb[j]
+            if graded:
+                for k in range(m):
+                    acc[k] += sj * row[k]
+            else:
+                for k in range(m):
+                    acc[k] += row[k]
+        for k in range(m):
+            if wrap_first:
+                out[b, k] = wrap32(shift(wrap32(acc[k]), weight_exp))
+            else:
+                out[b, k] = wrap32(shift(acc[k], weight_exp))
 
 
 def _float_dtype(max_abs_w: int, max_payload: int, n_pre: int) -> type | None:
@@ -200,40 +235,13 @@ class DenseSynapse:
 
     def accumulate(self, s_in: np.ndarray) -> None:
         """Receive ``s_in`` ``(B, n_pre)`` (bool spikes or int payloads) and compute the next output."""
-        s = s_in if self.graded else (s_in != 0)
         if self.delayed:
-            acc = self._exact_sum(s).reshape(self.batch, self.n_delay, self.n_post)
-            acc = wrap_int32(shift_sum(acc, self.weight_exp))
+            acc = np.empty((self.batch, self.n_delay * self.n_post), dtype=np.int32)
+            send_sum(self.int_mat[None], s_in, self.graded, False, self.weight_exp, acc)
             ring, d = self.ring, self.n_delay
             ring[:, self.head] = 0
             self.head = (self.head + 1) % d
             order = (self.head + np.arange(d)) % d  # logical delay k -> physical column
-            ring[:, order] += acc  # int32 wrap
+            ring[:, order] += acc.reshape(self.batch, d, self.n_post)  # int32 wrap
             return
-        acc = self._exact_sum(s)
-        if self.graded:
-            self.a_buff = shift_sum(wrap_int32(acc), self.weight_exp).astype(np.int32)
-        else:
-            self.a_buff = wrap_int32(shift_sum(acc, self.weight_exp))
-
-
-def input_bounds(
-    lo_w: np.ndarray, hi_w: np.ndarray, weight_exp: int, max_payload: int
-) -> tuple[int, int] | tuple[None, None]:
-    """Bounds ``(lo, hi)`` of what a connection can send, given per-synapse weight bounds ``(n_post, n_pre)``.
-
-    ``sum_j min(lo_w, 0) * p <= acc <= sum_j max(hi_w, 0) * p`` with ``p`` the largest payload; the
-    shift by ``weight_exp`` is monotone.  ``(None, None)`` if an int32 wrap-around cannot be excluded.
-    """
-    p = max(1, int(max_payload))
-    if lo_w.size == 0:
-        return 0, 0
-    lo = int(np.minimum(lo_w.astype(np.int64), 0).sum(axis=1).min()) * p
-    hi = int(np.maximum(hi_w.astype(np.int64), 0).sum(axis=1).max()) * p
-    if weight_exp > 0:
-        lo, hi = lo << weight_exp, hi << weight_exp
-    elif weight_exp < 0:
-        lo, hi = lo >> -weight_exp, hi >> -weight_exp
-    if lo < -(2**31) or hi >= 2**31:
-        return None, None
-    return lo, hi
+        send_sum(self.int_mat[None], s_in, self.graded, self.graded, self.weight_exp, self.a_buff)

@@ -29,7 +29,7 @@ from neuro_hw.compile.program import LEARNING_TRACES, Program
 from neuro_hw.errors import InputError, ValidationError
 from neuro_hw.result import Result
 
-from .dense import DenseSynapse, dense_effective_weights, input_bounds, learning_effective_weights
+from .dense import DenseSynapse, dense_effective_weights, learning_effective_weights
 from .learning import LearningEngine
 from .lif import LifPopulation
 
@@ -125,6 +125,11 @@ def normalize_inputs(
     return out, seeds, steps
 
 
+def _batch_major(rec: np.ndarray) -> np.ndarray:
+    """A ``(T, B, ...)`` recording as a contiguous ``(B, T, ...)`` array."""
+    return np.ascontiguousarray(np.swapaxes(rec, 0, 1))
+
+
 def weight_sampling(steps: int, every: int) -> np.ndarray:
     """Sampled steps ``[0, e, 2e, ..., T]`` (as the Lava backend's ``weights_every``)."""
     return np.asarray([0] + [k for k in range(1, steps + 1) if k % every == 0 or k == steps], dtype=np.int64)
@@ -146,7 +151,7 @@ class _Plastic:
         return self.a_buff
 
     def accumulate(self, s_in: np.ndarray) -> None:
-        self.a_buff = self.engine.accumulate(s_in, self.weight_exp, self.graded)
+        self.engine.accumulate(s_in, self.weight_exp, self.graded, self.a_buff)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,7 +225,6 @@ def run_program_emulator(
     static_w: dict[str, np.ndarray] = {}
     engines: dict[str, LearningEngine] = {}
     drives: dict[str, np.ndarray] = {}  # precomputed input drive per population, (T, B, n) int32
-    exact_bounds: dict[str, tuple[int, int]] = {}  # min/max of each precomputed drive
     plastic_index = 0
     for name, conn in program.connections.items():
         src = program.inputs.get(conn.source)
@@ -231,7 +235,6 @@ def run_program_emulator(
             syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, max_payload, batch, conn.delays)
             if src is not None and syn.precompute_bytes(steps) <= PRECOMPUTE_BYTES:
                 drive = syn.precompute(data[conn.source])
-                exact_bounds[name] = (int(drive.min(initial=0)), int(drive.max(initial=0)))
                 if conn.target in drives:
                     drives[conn.target] += drive  # int32 wrap-around, as Lava's InPort sum
                 else:
@@ -240,54 +243,12 @@ def run_program_emulator(
                 conns[name] = syn
             continue
         w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
-        max_third = 1
-        for tf_src in conn.learning.third_factor.values():
-            if tf_src in program.inputs:
-                max_third = max(max_third, int(program.inputs[tf_src].max_payload))
-        eng = LearningEngine(
-            name,
-            conn.learning,
-            w,
-            conn.sign_mode,
-            seeds,
-            plastic_index,
-            steps,
-            keep_traces=full,
-            max_payload=max_payload if int(conn.num_message_bits) > 0 else 1,
-            max_third=max_third,
-        )
+        eng = LearningEngine(name, conn.learning, w, conn.sign_mode, seeds, plastic_index, steps, keep_traces=full)
         plastic_index += 1
         engines[name] = eng
         conns[name] = _Plastic(eng, conn.weight_exp, int(conn.num_message_bits) > 0)
 
-    # ---- input bounds: populations whose input provably cannot wrap run in float64 (fewer calls)
-    bounds: dict[str, list] = {name: [0, 0] for name in pops}
-    for name, conn in program.connections.items():
-        src = program.inputs.get(conn.source)
-        payload = int(src.max_payload) if (src is not None and src.graded and conn.num_message_bits > 0) else 1
-        if name in exact_bounds:
-            lo, hi = exact_bounds[name]
-        elif conn.learning is None:
-            w = static_w[name]
-            lo, hi = input_bounds(w, w, conn.weight_exp, payload)
-            if lo is not None and conn.delays is not None:
-                # each delay's sum is shifted on its own: the floors may add up to one unit per delay
-                slack = int(np.max(conn.delays)) + 1
-                lo, hi = lo - slack, hi + slack
-        else:
-            w0 = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
-            lo, hi = input_bounds(np.minimum(w0, -256), np.maximum(w0, 255), conn.weight_exp, payload)
-        acc = bounds[conn.target]
-        if lo is None or acc[0] is None:
-            acc[0] = acc[1] = None
-        else:
-            acc[0] += lo
-            acc[1] += hi
-    for name, pop in pops.items():
-        if pop.use_input_bound(*bounds[name]) and name in drives:
-            drives[name] = drives[name] * 64.0  # safe mode: float64 input, pre-multiplied by 2**6
-
-    # ---- recording buffers ------------------------------------------------------------------------
+    # ---- recording buffers, (T, B, ...) so that each step writes one contiguous block ----------------
     n_bytes = sum(batch * len(sampled) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in engines.values())
     if n_bytes > MAX_WEIGHT_RECORD_BYTES:
         raise InputError(
@@ -295,17 +256,14 @@ def run_program_emulator(
             "use weights_every=... or record='spikes'",
             field="weights_every",
         )
-    rec_s = {name: np.zeros((batch, steps, p.n), dtype=bool) for name, p in pops.items()}
-    rec_u = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
-    rec_v = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
-    rec_tr: dict[str, dict[str, np.ndarray]] = {}
+    rec_s = {name: np.zeros((steps, batch, p.n), dtype=bool) for name, p in pops.items()}
+    rec_u = {name: np.zeros((steps, batch, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
+    rec_v = {name: np.zeros((steps, batch, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
+    rec_tr: dict[str, np.ndarray] = {}  # (T, B, L): the trace bank of each engine
     rec_w: dict[str, dict[str, np.ndarray]] = {}
     for name, eng in engines.items():
         if full:
-            rec_tr[name] = {
-                k: np.zeros((batch, steps, eng.n_pre if k.startswith("x") else eng.n_post), dtype=np.int32)
-                for k in LEARNING_TRACES
-            }
+            rec_tr[name] = np.zeros((steps,) + eng.z.shape)
         rec_w[name] = {
             k: np.zeros((batch, len(sampled), eng.n_post, eng.n_pre), dtype=np.int32) for k in ("w", "t", "d")
         }
@@ -313,28 +271,29 @@ def run_program_emulator(
             rec_w[name][k][:, 0] = eng.variable(k)
 
     # ---- the step loop, with everything looked up in advance -----------------------------------------
-    dynamic = [(conns[n], program.connections[n].target) for n in program.connections if n in conns]
+    in_buf = {name: np.zeros((batch, p.n), dtype=np.int32) for name, p in pops.items()}
+    dynamic = [(conns[n], in_buf[program.connections[n].target]) for n in program.connections if n in conns]
     stepped = [
         (conns[n], program.connections[n].source, engines.get(n), program.connections[n].target)
         for n in program.connections
         if n in conns
     ]
-    pop_list = [(name, pop, drives.get(name)) for name, pop in pops.items()]
+    pop_list = [(name, pop, in_buf[name], drives.get(name), rec_s[name]) for name, pop in pops.items()]
     learners = [(eng, eng.t_epoch) for eng in engines.values()]
-    rec_pops = [(name, pop, rec_s[name], rec_u.get(name), rec_v.get(name)) for name, pop in pops.items()]
+    rec_pops = [(pop, rec_u[name], rec_v[name]) for name, pop in pops.items()] if full else []
     rec_engines = [(eng, rec_tr.get(name), sorted(eng.vars_changed), rec_w[name]) for name, eng in engines.items()]
     spikes: dict[str, np.ndarray] = {}
     for t in range(1, steps + 1):
         row = t - 1
-        a_in: dict[str, np.ndarray] = {}
-        for conn_obj, tgt in dynamic:
-            out = conn_obj.output()
-            if tgt in a_in:
-                a_in[tgt] += out  # int32 wrap-around, as Lava's InPort sum
+        for _, _, buf, drive, _ in pop_list:
+            if drive is None:
+                buf.fill(0)
             else:
-                a_in[tgt] = out.copy()
-        for pname, pop, drive in pop_list:
-            spikes[pname] = pop.step(a_in.get(pname), None if drive is None else drive[row])
+                np.copyto(buf, drive[row])
+        for conn_obj, buf in dynamic:
+            np.add(buf, conn_obj.output(), out=buf)  # int32 wrap-around, as Lava's InPort sum
+        for pname, pop, buf, _, rs in pop_list:
+            spikes[pname] = pop.step(buf, out=rs[row])
         for conn_obj, src, eng, tgt in stepped:
             s_in = spikes[src] if src in spikes else data[src][row]
             conn_obj.accumulate(s_in)
@@ -347,17 +306,13 @@ def run_program_emulator(
             if t % te == 0:
                 eng.learn(t)
         # ---- record (end of step) ------------------------------------------------------------------
-        for pname, pop, rs, ru, rv in rec_pops:
-            rs[:, row] = spikes[pname]
-            if full:
-                ru[:, row], rv[:, row] = pop.state
+        for pop, ru, rv in rec_pops:
+            ru[row] = pop.u
+            rv[row] = pop.v
         r = rows.get(t)
         for eng, rtr, changing, rw in rec_engines:
-            if full:
-                for k in eng.x_names:
-                    rtr[k][:, row] = eng.x[:, eng.xpos[k]]
-                for k in eng.y_names:
-                    rtr[k][:, row] = eng.y[:, eng.ypos[k]]
+            if rtr is not None:
+                rtr[row] = eng.z
             if r is not None:
                 for k in changing:
                     rw[k][:, r] = eng.variable(k)
@@ -374,10 +329,10 @@ def run_program_emulator(
     wsteps: dict[str, np.ndarray] = {}
     for pname, prog in program.neurons.items():
         shape = (batch, steps) + tuple(prog.shape)
-        out_spikes[pname] = rec_s[pname].reshape(shape)
+        out_spikes[pname] = _batch_major(rec_s[pname]).reshape(shape)
         if full:
-            states[f"{pname}.u"] = rec_u[pname].reshape(shape)
-            states[f"{pname}.v"] = rec_v[pname].reshape(shape)
+            states[f"{pname}.u"] = _batch_major(rec_u[pname]).reshape(shape)
+            states[f"{pname}.v"] = _batch_major(rec_v[pname]).reshape(shape)
     for name in program.connections:
         if name in static_w:
             w = static_w[name]
@@ -388,8 +343,17 @@ def run_program_emulator(
             weights[f"{name}.{k}"] = rec_w[name][k]
             wsteps[f"{name}.{k}"] = sampled.copy()
         if full:
+            eng = engines[name]
+            bank = _batch_major(rec_tr[name])
             for k in LEARNING_TRACES:
-                states[f"{name}.{k}"] = rec_tr[name][k]
+                if k in eng.xpos:
+                    part = bank[:, :, eng.xpos[k] * eng.n_pre : (eng.xpos[k] + 1) * eng.n_pre]
+                elif k in eng.ypos:
+                    part = bank[:, :, eng.lx + eng.ypos[k] * eng.n_post : eng.lx + (eng.ypos[k] + 1) * eng.n_post]
+                else:
+                    n = eng.n_pre if k in ("x1", "x2") else eng.n_post
+                    part = np.zeros((batch, steps, n))
+                states[f"{name}.{k}"] = part.astype(np.int32)
     meta = {
         "emulator": {
             "seeds": seeds,
