@@ -34,9 +34,15 @@ DT = 1e-3
 RATE = 0.05
 
 
+#: Weight gains (layer 1, layer 2) per size, chosen so that both layers fire at about 5 % per step (50 Hz at
+#: dt = 1 ms) -- a plausible spiking regime; the measured rates are printed and stored with the results.
+GAINS = {10: (0.8, 0.3), 100: (0.8, 0.3), 1000: (0.7, 0.25)}
+
+
 def circuit(n: int, stdp: bool, seed: int = 0) -> neuro_hw.Circuit:
     rng = np.random.default_rng(seed)
     ones = np.ones(n)
+    g1, g2 = GAINS.get(n, (0.8, 0.3))
 
     def lif():
         return nir.LIF(tau=0.02 * ones, r=20 * ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones)
@@ -44,9 +50,9 @@ def circuit(n: int, stdp: bool, seed: int = 0) -> neuro_hw.Circuit:
     scale = 8.0 / n  # keeps layer-2 drive comparable across n
     nodes = {
         "in": nir.Input(np.array([n])),
-        "w1": nir.Linear(rng.uniform(0, 0.5, (n, n)) * scale * 4),
+        "w1": nir.Linear(rng.uniform(0, 0.5, (n, n)) * scale * g1),
         "l1": lif(),
-        "w2": nir.Linear(rng.uniform(0, 1.0, (n, n)) * scale),
+        "w2": nir.Linear(rng.uniform(0, 1.0, (n, n)) * scale * g2),
         "l2": lif(),
     }
     c = neuro_hw.Circuit(nodes, [("in", "w1"), ("w1", "l1"), ("l1", "w2"), ("w2", "l2")])
@@ -55,7 +61,7 @@ def circuit(n: int, stdp: bool, seed: int = 0) -> neuro_hw.Circuit:
             "w2",
             "dw = 0.0005*x1*y0 - 0.0005*y1*x0",
             traces={"x1": (1.0, 0.02), "y1": (1.0, 0.02)},
-            w_bounds=(0.0, 2 * scale),
+            w_bounds=(0.0, 2 * scale * g2),
         )
     return c
 
