@@ -99,6 +99,8 @@ TAU_3F = 65535
 #: Final clip ranges of tag_2 ("d") and tag_1 ("t").
 VAR_RANGE = {"d": (0, 255), "t": (-257, 255)}
 WEIGHT_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+#: Batches from this size on split the rule kernel's trials over threads.
+PARALLEL_BATCH = 8
 #: Smallest tag_1 that is a fixed point of the pipeline for an untouched synapse (-257 << 7 < ACC_MIN).
 TAG1_FIXED_MIN = -256
 
@@ -178,15 +180,18 @@ def _trace_history(
     batch, size = z.shape
     for b in range(batch):
         for pos in range(size):
-            if pos < lx:
-                t_spike, rd, ri = tx[b, pos % n_pre], r_decay[b, 0], r_imp[b, 0]
+            group = 0 if pos < lx else 1  # x traces use the x random streams, y traces the y streams
+            if group == 0:
+                t_spike = tx[b, pos - (pos // n_pre) * n_pre]
             else:
-                t_spike, rd, ri = ty[b, (pos - lx) % n_post], r_decay[b, 1], r_imp[b, 1]
-            add = imp_int[pos] + (1.0 if ri < imp_frac[pos] else 0.0)
+                t_spike = ty[b, (pos - lx) - ((pos - lx) // n_post) * n_post]
+            rd = r_decay[b, group]
+            add = imp_int[pos] + (1.0 if r_imp[b, group] < imp_frac[pos] else 0.0)
             h = z[b, pos]
             hist[0, b, pos] = h
+            d = decay[pos]
             for s in range(1, te + 1):
-                f = h * decay[pos]
+                f = h * d
                 h = np.floor(f)
                 if f - h > rd:
                     h += 1.0
@@ -269,6 +274,7 @@ class LearningEngine:
             raise ValidationError(f"learning rule: {err.reason}", node=name, field="learning.rules") from None
         products = [p for ps in parsed.values() for p in ps]
         self.deps = {p.dependency for p in products}
+        self.has_x0, self.has_y0, self.has_u = "x0" in self.deps, "y0" in self.deps, "u" in self.deps
         used = {f.var for p in products for f in p.factors}
         self.vars_changed = {TARGET_VARIABLE[tgt] for tgt in parsed}
         # ---- traces -------------------------------------------------------------------------------
@@ -314,6 +320,7 @@ class LearningEngine:
         self.z = np.zeros((batch, self.lx + self.ky * self.n_post))
         self.tx = np.zeros((batch, self.n_pre), dtype=np.int64)
         self.ty = np.zeros((batch, self.n_post), dtype=np.int64)
+        self._hist = np.empty((self.t_epoch + 1,) + self.z.shape)  # the epoch's trace history (scratch)
 
         # ---- synaptic variables (pre-major, int32) ------------------------------------------------
         w0 = np.asarray(weights, dtype=np.int32)
@@ -329,7 +336,7 @@ class LearningEngine:
             saturation={"w": _SATURATION[("w", sign_mode)], "d": _SATURATION[("d", None)], "t": 0},
             stored={"t": self.tt.size > 0, "d": self.dt.size > 0},
         )
-        self._apply_rules = rule_kernel(self.kernel_source)
+        self._apply_rules = rule_kernel(self.kernel_source, parallel=batch >= PARALLEL_BATCH)
         lo, hi = WEIGHT_RANGE[sign_mode]
         # all values fixed points of the update pipeline? (else the first epoch visits every synapse)
         self.normalized = not (w0.size and (w0.min() < max(lo, -256) or w0.max() > hi))
@@ -413,14 +420,14 @@ class LearningEngine:
         u = 0
         if self.decimation is not None:
             u = 1 if int(t / te) % 2**self.decimation == 0 else 0
-        hist = np.empty((te + 1,) + self.z.shape)
+        hist = self._hist
         _trace_history(
             self.z, self.tx, self.ty, self.lx, self.n_pre, self.n_post, self.decay, self.imp_int,
             self.imp_frac, self.r_decay[i], self.r_imp[i], hist,
         )  # fmt: skip
-        whole = not self.normalized or self.tag1_at_min or ("u" in self.deps and u == 1)
+        whole = not self.normalized or self.tag1_at_min or (self.has_u and u == 1)
         low_tag1 = self._apply_rules(
-            self.wt, self.tt, self.dt, self.tx, self.ty, u, whole, "y0" in self.deps, "x0" in self.deps, hist,
+            self.wt, self.tt, self.dt, self.tx, self.ty, u, whole, self.has_y0, self.has_x0, hist,
             int(self.round_add[t // te]),
         )  # fmt: skip
         if whole:

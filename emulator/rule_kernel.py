@@ -39,6 +39,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, Product
 
@@ -46,42 +47,45 @@ ACC_MIN = -(2**15) - 1
 ACC_MAX = 2**15 - 1
 TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
 
-_DRIVER = '''
-import numpy as np
-from numba import njit
+_HEADER = '''import numpy as np
+from numba import njit, prange
 from neuro_hw.emulator.intmath import clip, wrap32
+'''
 
+_DRIVER = '''
 
-@njit(cache=True, nogil=True)
-def apply_rules(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_add):
+@njit(cache=True, nogil=True, parallel={PARALLEL})
+def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_add):
     batch, n_pre, n_post = w.shape
     te = hist.shape[0] - 1
-    low_tag1 = False
-    rows = np.empty(n_post, dtype=np.int64)
-    for b in range(batch):
+    low = np.zeros(batch, dtype=np.bool_)
+    for b in prange(batch):
+        low_tag1 = False
         if whole:
             for j in range(n_pre):
                 for i in range(n_post):
                     {UPDATE}
-            continue
-        n_rows = 0
-        if rows_by_y0:
-            for i in range(n_post):
-                if ty[b, i] > 0:
-                    rows[n_rows] = i
-                    n_rows += 1
-        for j in range(n_pre):  # storage is pre-major: walk it row by row
-            if cols_by_x0 and tx[b, j] > 0:
-                for i in range(n_post):  # a pre column (it includes the post rows' synapses)
-                    {UPDATE}
-            else:
-                for k in range(n_rows):  # the post rows
-                    i = rows[k]
-                    {UPDATE}
-    return low_tag1
+        else:
+            rows = np.empty(n_post, dtype=np.int64)
+            n_rows = 0
+            if rows_by_y0:
+                for i in range(n_post):
+                    if ty[b, i] > 0:
+                        rows[n_rows] = i
+                        n_rows += 1
+            for j in range(n_pre):  # storage is pre-major: walk it row by row
+                if cols_by_x0 and tx[b, j] > 0:
+                    for i in range(n_post):  # a pre column (it includes the post rows' synapses)
+                        {UPDATE}
+                else:
+                    for k in range(n_rows):  # the post rows
+                        i = rows[k]
+                        {UPDATE}
+        low[b] = low_tag1
+    return low.any()
 '''
 
-_loaded: dict[str, Callable] = {}
+_loaded: dict[str, ModuleType] = {}
 
 
 def _factor_source(f, dep: str, trace_offset: Mapping[str, int]) -> str:
@@ -140,11 +144,9 @@ def kernel_source(
         out.append(f"acc = {'wrap32(old_w << 7)' if wrap else f'old_{var} << 7'}")
         for p in parsed[tgt]:
             dep = {"x0": "x0", "y0": "y0"}.get(p.dependency, "u")
+            scale = _wrap(p.mantissa << p.s_exp) if p.shift == 0 else _wrap(p.mantissa)
             out.append(f"if {dep} != 0:")
-            if p.shift == 0:
-                out.append(f"    c = {_wrap(p.mantissa << p.s_exp)}")
-            else:
-                out.append(f"    c = {_wrap(p.mantissa)}")
+            out.append(f"    c = {scale}")
             for f in p.factors:
                 # float -> int32 truncates toward zero, as numpy's unsafe cast
                 out.append(f"    c = wrap32(c * {_factor_source(f, p.dependency, trace_offset)})")
@@ -167,8 +169,16 @@ def kernel_source(
     if "t" in changed and stored["t"]:
         out.append("tag1[b, j, i] = new_t")
         out.append("low_tag1 |= new_t < -256")
-    # the update is pasted into each loop of the driver (a numba call per synapse costs ~30 ns)
-    return _DRIVER.lstrip("\n").replace("{UPDATE}", "\n                    ".join(out))
+    # the update is pasted into each loop of the driver (a numba call per synapse costs ~30 ns); the
+    # driver is emitted twice: serial, and split over threads by trial (separate names: separate caches)
+    source = _HEADER
+    for name, parallel in (("apply_rules", False), ("apply_rules_parallel", True)):
+        driver = _DRIVER.replace("{NAME}", name).replace("{PARALLEL}", str(parallel))
+        for indent in (24, 20):  # deepest first: "    " * 5 + "{UPDATE}" ends with "    " * 4 + "{UPDATE}"
+            driver = driver.replace(" " * indent + "{UPDATE}", "\n".join(" " * indent + line for line in out))
+        assert "{UPDATE}" not in driver
+        source += driver
+    return source
 
 
 def _cache_dir() -> Path:
@@ -188,11 +198,15 @@ def _cache_dir() -> Path:
     return path
 
 
-def rule_kernel(source: str) -> Callable:
-    """The compiled ``apply_rules`` of ``source`` (:func:`kernel_source`), loaded once per process."""
+def rule_kernel(source: str, parallel: bool = False) -> Callable:
+    """The compiled ``apply_rules`` (``parallel``: ``apply_rules_parallel``) of ``source`` (:func:`kernel_source`).
+
+    The module is loaded once per process; numba compiles each function on its first call.
+    """
     key = hashlib.sha256(source.encode()).hexdigest()[:20]
+    attr = "apply_rules_parallel" if parallel else "apply_rules"
     if key in _loaded:
-        return _loaded[key]
+        return getattr(_loaded[key], attr)
     path = _cache_dir() / f"rules_{key}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -204,5 +218,5 @@ def rule_kernel(source: str) -> Callable:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    _loaded[key] = module.apply_rules
-    return module.apply_rules
+    _loaded[key] = module
+    return getattr(module, attr)
