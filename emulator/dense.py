@@ -26,24 +26,19 @@ spike at step t reaches the target at t+1)::
                                      int64, then added to the int32 delay line a_buff[:, k] (wraps);
                                      the line moves one column per step: delay d arrives at t+1+d.
 
-The emulator computes the exact integer sums with float BLAS when they provably fit the mantissa
-(``max|W| * max payload * n_pre <= 2**24`` for float32, ``2**53`` for float64), else with int64.
+The compiled kernel :func:`send_sum` computes the exact int64 sums over the rows of the nonzero inputs
+only (the weights are stored pre-major), then the shift and the int32 wrap as above.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-import scipy.sparse
 
-from .intmath import njit, shift, wrap32
+from .intmath import batch_kernels, for_batch, shift, wrap32
 
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 INT32_MIN = -(2**31)
-
-
-def wrap_int32(x: np.ndarray) -> np.ndarray:
-    """Two's-complement wrap of an integer array to int32 (numpy's unsafe cast)."""
-    return np.asarray(x).astype(np.int32)
 
 
 def clip_weights(weights: np.ndarray, sign_mode: str, num_bits: int = 8) -> np.ndarray:
@@ -80,17 +75,7 @@ def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_b
     return truncate_weights(weights, sign_mode, num_weight_bits)
 
 
-def shift_sum(acc: np.ndarray, weight_exp: int) -> np.ndarray:
-    """``acc << weight_exp`` if positive, else ``acc >> -weight_exp`` (arithmetic, i.e. floor)."""
-    if weight_exp > 0:
-        return np.left_shift(acc, weight_exp)
-    if weight_exp < 0:
-        return np.right_shift(acc, -weight_exp)
-    return acc
-
-
-@njit
-def send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
+def _send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
     """What a Dense sends for input ``s`` ``(B, n_pre)``: ``out`` ``(B, m)`` int32 (see module doc).
 
     ``w`` is ``(Bw, n_pre, m)`` pre-major (``Bw`` = 1: one matrix for every trial, or ``B``); only the
@@ -100,10 +85,9 @@ def send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weigh
     """
     batch, n_pre = s.shape
     m = out.shape[1]
-    acc = np.zeros(m, dtype=np.int64)
-    for b in range(batch):
-        wb = w[b if w.shape[0] > 1 else 0]
-        acc[:] = 0
+    for b in numba.prange(batch):
+        wb = w[b] if w.shape[0] > 1 else w[0]  # one matrix per trial, or one for all trials
+        acc = np.zeros(m, dtype=np.int64)
         for j in range(n_pre):
             sj = np.int64(s[b, j])
             if sj == 0:
@@ -122,13 +106,12 @@ def send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weigh
                 out[b, k] = wrap32(shift(acc[k], weight_exp))
 
 
-def _float_dtype(max_abs_w: int, max_payload: int, n_pre: int) -> type | None:
-    bound = int(max_abs_w) * int(max(1, max_payload)) * int(max(1, n_pre))
-    if bound <= 2**24:
-        return np.float32
-    if bound <= 2**53:
-        return np.float64
-    return None
+_SEND_SUM = batch_kernels(_send_sum)
+
+
+def send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
+    """:func:`_send_sum` (serial, or over all cores for large batches)."""
+    for_batch(_SEND_SUM, s.shape[0])(w, s, graded, wrap_first, weight_exp, out)
 
 
 class DenseSynapse:
@@ -140,8 +123,6 @@ class DenseSynapse:
         Effective integer weights ``(n_post, n_pre)`` (see :func:`dense_effective_weights`).
     weight_exp, num_message_bits:
         As in Lava.
-    max_payload:
-        Largest value the source can send (1 for spikes), for the exactness bound.
     batch:
         Number of trials.
     delays:
@@ -153,7 +134,6 @@ class DenseSynapse:
         weights: np.ndarray,
         weight_exp: int,
         num_message_bits: int,
-        max_payload: int,
         batch: int,
         delays: np.ndarray | None = None,
     ) -> None:
@@ -161,7 +141,6 @@ class DenseSynapse:
         self.n_post, self.n_pre = self.w.shape
         self.weight_exp = int(weight_exp)
         self.graded = int(num_message_bits) > 0
-        self.max_payload = int(max_payload) if self.graded else 1
         self.batch = batch
         self.delayed = delays is not None
         if self.delayed:
@@ -176,16 +155,11 @@ class DenseSynapse:
             self.n_delay = 1
             mat = self.w.T
             self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)
-        max_w = int(np.abs(self.w.astype(np.int64)).max()) if self.w.size else 0
-        ft = _float_dtype(max_w, self.max_payload, self.n_pre)
-        self.mat = np.ascontiguousarray(mat, dtype=ft if ft is not None else np.int64)
-        self.float_exact = ft is not None
-        # integer matrix for sparse products (int32 when every sum fits, as for float32/64 above)
-        self.int_mat = np.ascontiguousarray(mat, dtype=np.int32 if ft is not None else np.int64)
+        self.mat = np.ascontiguousarray(mat[None], dtype=np.int32)  # (1, n_pre, D * n_post), pre-major
 
     def precompute_bytes(self, steps: int) -> int:
         """Memory needed by :meth:`precompute` for ``steps`` steps."""
-        return int(steps) * self.batch * self.n_post * self.n_delay * 12
+        return int(steps) * self.batch * self.n_post * self.n_delay * 8
 
     def precompute(self, s_all: np.ndarray) -> np.ndarray:
         """Outputs of every step at once for a source known in advance (an input).
@@ -197,28 +171,18 @@ class DenseSynapse:
         """
         steps = s_all.shape[0]
         out = np.zeros((steps, self.batch, self.n_post), dtype=np.int32)
-        chunk = max(1, (64 * 2**20) // max(1, self.batch * self.n_pre * 8))
-        for start in range(0, steps - 1, chunk):
-            stop = min(start + chunk, steps - 1)
-            s = s_all[start:stop]
-            s = (s if self.graded else (s != 0)).reshape(-1, self.n_pre)
-            if np.count_nonzero(s) * 8 < s.size:  # sparse input: scipy CSR times the integer matrix
-                csr = scipy.sparse.csr_matrix(s.astype(self.int_mat.dtype))
-                acc = np.asarray(csr @ self.int_mat).astype(np.int64)
-            else:
-                acc = self._exact_sum(s)
-            if self.delayed:
-                acc = wrap_int32(shift_sum(acc, self.weight_exp)).reshape(stop - start, self.batch, self.n_delay, -1)
-                for k in range(self.n_delay):  # sent at step t+1+k for the input of step t
-                    lo, hi = start + 1 + k, min(stop + 1 + k, steps)
-                    if lo < hi:
-                        out[lo:hi] += acc[: hi - lo, :, k]
-            else:
-                acc = acc.reshape(stop - start, self.batch, self.n_post)
-                if self.graded:
-                    out[start + 1 : stop + 1] = shift_sum(wrap_int32(acc), self.weight_exp)
-                else:
-                    out[start + 1 : stop + 1] = wrap_int32(shift_sum(acc, self.weight_exp))
+        if steps < 2:
+            return out
+        flat = np.ascontiguousarray(s_all[:-1]).reshape(-1, self.n_pre)  # (T-1)*B rows, one matrix
+        sent = np.empty((flat.shape[0], self.mat.shape[2]), dtype=np.int32)
+        send_sum(self.mat, flat, self.graded, self.graded and not self.delayed, self.weight_exp, sent)
+        if not self.delayed:
+            out[1:] = sent.reshape(steps - 1, self.batch, self.n_post)
+            return out
+        sent = sent.reshape(steps - 1, self.batch, self.n_delay, self.n_post)
+        for k in range(self.n_delay):  # delay k: the input of step t is sent at step t+1+k
+            if 1 + k < steps:
+                out[1 + k :] += sent[: steps - 1 - k, :, k]  # int32 wrap-around
         return out
 
     def output(self) -> np.ndarray:
@@ -227,21 +191,15 @@ class DenseSynapse:
             return self.ring[:, self.head]
         return self.a_buff
 
-    def _exact_sum(self, s: np.ndarray) -> np.ndarray:
-        """Exact ``s @ mat`` as int64, ``s`` ``(B, n_pre)`` (0/1 or payloads)."""
-        if self.float_exact:
-            return (s.astype(self.mat.dtype) @ self.mat).astype(np.int64)
-        return s.astype(np.int64) @ self.mat
-
     def accumulate(self, s_in: np.ndarray) -> None:
         """Receive ``s_in`` ``(B, n_pre)`` (bool spikes or int payloads) and compute the next output."""
         if self.delayed:
             acc = np.empty((self.batch, self.n_delay * self.n_post), dtype=np.int32)
-            send_sum(self.int_mat[None], s_in, self.graded, False, self.weight_exp, acc)
+            send_sum(self.mat, s_in, self.graded, False, self.weight_exp, acc)
             ring, d = self.ring, self.n_delay
             ring[:, self.head] = 0
             self.head = (self.head + 1) % d
             order = (self.head + np.arange(d)) % d  # logical delay k -> physical column
             ring[:, order] += acc.reshape(self.batch, d, self.n_post)  # int32 wrap
             return
-        send_sum(self.int_mat[None], s_in, self.graded, self.graded, self.weight_exp, self.a_buff)
+        send_sum(self.mat, s_in, self.graded, self.graded, self.weight_exp, self.a_buff)

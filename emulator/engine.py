@@ -125,11 +125,6 @@ def normalize_inputs(
     return out, seeds, steps
 
 
-def _batch_major(rec: np.ndarray) -> np.ndarray:
-    """A ``(T, B, ...)`` recording as a contiguous ``(B, T, ...)`` array."""
-    return np.ascontiguousarray(np.swapaxes(rec, 0, 1))
-
-
 def weight_sampling(steps: int, every: int) -> np.ndarray:
     """Sampled steps ``[0, e, 2e, ..., T]`` (as the Lava backend's ``weights_every``)."""
     return np.asarray([0] + [k for k in range(1, steps + 1) if k % every == 0 or k == steps], dtype=np.int64)
@@ -228,11 +223,10 @@ def run_program_emulator(
     plastic_index = 0
     for name, conn in program.connections.items():
         src = program.inputs.get(conn.source)
-        max_payload = int(src.max_payload) if (src is not None and src.graded) else 1
         if conn.learning is None:
             w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
             static_w[name] = w
-            syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, max_payload, batch, conn.delays)
+            syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
             if src is not None and syn.precompute_bytes(steps) <= PRECOMPUTE_BYTES:
                 drive = syn.precompute(data[conn.source])
                 if conn.target in drives:
@@ -248,7 +242,7 @@ def run_program_emulator(
         engines[name] = eng
         conns[name] = _Plastic(eng, conn.weight_exp, int(conn.num_message_bits) > 0)
 
-    # ---- recording buffers, (T, B, ...) so that each step writes one contiguous block ----------------
+    # ---- recording buffers ------------------------------------------------------------------------
     n_bytes = sum(batch * len(sampled) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in engines.values())
     if n_bytes > MAX_WEIGHT_RECORD_BYTES:
         raise InputError(
@@ -256,14 +250,14 @@ def run_program_emulator(
             "use weights_every=... or record='spikes'",
             field="weights_every",
         )
-    rec_s = {name: np.zeros((steps, batch, p.n), dtype=bool) for name, p in pops.items()}
-    rec_u = {name: np.zeros((steps, batch, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
-    rec_v = {name: np.zeros((steps, batch, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
-    rec_tr: dict[str, np.ndarray] = {}  # (T, B, L): the trace bank of each engine
+    rec_s = {name: np.zeros((batch, steps, p.n), dtype=bool) for name, p in pops.items()}
+    rec_u = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
+    rec_v = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
+    rec_tr: dict[str, np.ndarray] = {}  # (B, T, L) int32: the trace bank of each engine
     rec_w: dict[str, dict[str, np.ndarray]] = {}
     for name, eng in engines.items():
         if full:
-            rec_tr[name] = np.zeros((steps,) + eng.z.shape)
+            rec_tr[name] = np.zeros((batch, steps, eng.z.shape[1]), dtype=np.int32)
         rec_w[name] = {
             k: np.zeros((batch, len(sampled), eng.n_post, eng.n_pre), dtype=np.int32) for k in ("w", "t", "d")
         }
@@ -293,7 +287,7 @@ def run_program_emulator(
         for conn_obj, buf in dynamic:
             np.add(buf, conn_obj.output(), out=buf)  # int32 wrap-around, as Lava's InPort sum
         for pname, pop, buf, _, rs in pop_list:
-            spikes[pname] = pop.step(buf, out=rs[row])
+            spikes[pname] = pop.step(buf, out=rs[:, row])
         for conn_obj, src, eng, tgt in stepped:
             s_in = spikes[src] if src in spikes else data[src][row]
             conn_obj.accumulate(s_in)
@@ -307,12 +301,12 @@ def run_program_emulator(
                 eng.learn(t)
         # ---- record (end of step) ------------------------------------------------------------------
         for pop, ru, rv in rec_pops:
-            ru[row] = pop.u
-            rv[row] = pop.v
+            ru[:, row] = pop.u
+            rv[:, row] = pop.v
         r = rows.get(t)
         for eng, rtr, changing, rw in rec_engines:
             if rtr is not None:
-                rtr[row] = eng.z
+                rtr[:, row] = eng.z  # integers held in float64
             if r is not None:
                 for k in changing:
                     rw[k][:, r] = eng.variable(k)
@@ -329,10 +323,10 @@ def run_program_emulator(
     wsteps: dict[str, np.ndarray] = {}
     for pname, prog in program.neurons.items():
         shape = (batch, steps) + tuple(prog.shape)
-        out_spikes[pname] = _batch_major(rec_s[pname]).reshape(shape)
+        out_spikes[pname] = rec_s[pname].reshape(shape)
         if full:
-            states[f"{pname}.u"] = _batch_major(rec_u[pname]).reshape(shape)
-            states[f"{pname}.v"] = _batch_major(rec_v[pname]).reshape(shape)
+            states[f"{pname}.u"] = rec_u[pname].reshape(shape)
+            states[f"{pname}.v"] = rec_v[pname].reshape(shape)
     for name in program.connections:
         if name in static_w:
             w = static_w[name]
@@ -344,7 +338,7 @@ def run_program_emulator(
             wsteps[f"{name}.{k}"] = sampled.copy()
         if full:
             eng = engines[name]
-            bank = _batch_major(rec_tr[name])
+            bank = rec_tr[name]
             for k in LEARNING_TRACES:
                 if k in eng.xpos:
                     part = bank[:, :, eng.xpos[k] * eng.n_pre : (eng.xpos[k] + 1) * eng.n_pre]
@@ -352,8 +346,8 @@ def run_program_emulator(
                     part = bank[:, :, eng.lx + eng.ypos[k] * eng.n_post : eng.lx + (eng.ypos[k] + 1) * eng.n_post]
                 else:
                     n = eng.n_pre if k in ("x1", "x2") else eng.n_post
-                    part = np.zeros((batch, steps, n))
-                states[f"{name}.{k}"] = part.astype(np.int32)
+                    part = np.zeros((batch, steps, n), dtype=np.int32)
+                states[f"{name}.{k}"] = part
     meta = {
         "emulator": {
             "seeds": seeds,

@@ -75,13 +75,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from neuro_hw.compile.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
 from .dense import send_sum
-from .intmath import njit
+from .intmath import PARALLEL_BATCH, batch_kernels, for_batch
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
 from .rule_kernel import kernel_source, rule_kernel
 
@@ -99,8 +100,6 @@ TAU_3F = 65535
 #: Final clip ranges of tag_2 ("d") and tag_1 ("t").
 VAR_RANGE = {"d": (0, 255), "t": (-257, 255)}
 WEIGHT_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
-#: Batches from this size on split the rule kernel's trials over threads.
-PARALLEL_BATCH = 8
 #: Smallest tag_1 that is a fixed point of the pipeline for an untouched synapse (-257 << 7 < ACC_MIN).
 TAG1_FIXED_MIN = -256
 
@@ -122,7 +121,6 @@ def decompose_impulse(impulse: float) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------
 # compiled kernels (the arithmetic of the module doc, written once)
 # ----------------------------------------------------------------------------------------------------
-@njit
 def _spike_times(
     tx: np.ndarray,
     ty: np.ndarray,
@@ -141,7 +139,7 @@ def _spike_times(
 ) -> None:
     """Spiking-phase bookkeeping: multi-spike impulses (x: random 0; y: ``r_y`` per trial), then ``t = k``."""
     batch = tx.shape[0]
-    for b in range(batch):
+    for b in numba.prange(batch):
         for j in range(n_pre):
             if s_pre[b, j] != 0:
                 if tx[b, j] > 0:
@@ -159,7 +157,6 @@ def _spike_times(
                 ty[b, i] = k
 
 
-@njit
 def _trace_history(
     z: np.ndarray,
     tx: np.ndarray,
@@ -178,7 +175,7 @@ def _trace_history(
     ``imp_int + (r_imp < imp_frac)`` (clipped at 127) where the neuron's spike time is ``s``."""
     te = hist.shape[0] - 1
     batch, size = z.shape
-    for b in range(batch):
+    for b in numba.prange(batch):
         for pos in range(size):
             group = 0 if pos < lx else 1  # x traces use the x random streams, y traces the y streams
             if group == 0:
@@ -198,6 +195,10 @@ def _trace_history(
                 if t_spike == s:
                     h = min(h + add, TRACE_MAX)
                 hist[s, b, pos] = h
+
+
+_SPIKE_TIMES = batch_kernels(_spike_times)
+_TRACE_HISTORY = batch_kernels(_trace_history)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -337,6 +338,8 @@ class LearningEngine:
             stored={"t": self.tt.size > 0, "d": self.dt.size > 0},
         )
         self._apply_rules = rule_kernel(self.kernel_source, parallel=batch >= PARALLEL_BATCH)
+        self._spike_times = for_batch(_SPIKE_TIMES, batch)
+        self._trace_history = for_batch(_TRACE_HISTORY, batch)
         lo, hi = WEIGHT_RANGE[sign_mode]
         # all values fixed points of the update pipeline? (else the first epoch visits every synapse)
         self.normalized = not (w0.size and (w0.min() < max(lo, -256) or w0.max() > hi))
@@ -404,7 +407,7 @@ class LearningEngine:
         k = t % self.t_epoch or self.t_epoch
         y_multi = self.ky > 0 and not self.three_factor
         r_y = self.y_imp_draws[2 * t - 1]  # draw 2t-1 of each trial's y impulse stream
-        _spike_times(
+        self._spike_times(
             self.tx, self.ty, s_pre, s_post, k, self.z, self.n_pre, self.n_post, self.lx,
             self.x_multi_add, self.y_int, self.y_frac, r_y, y_multi,
         )  # fmt: skip
@@ -421,7 +424,7 @@ class LearningEngine:
         if self.decimation is not None:
             u = 1 if int(t / te) % 2**self.decimation == 0 else 0
         hist = self._hist
-        _trace_history(
+        self._trace_history(
             self.z, self.tx, self.ty, self.lx, self.n_pre, self.n_post, self.decay, self.imp_int,
             self.imp_frac, self.r_decay[i], self.r_imp[i], hist,
         )  # fmt: skip

@@ -23,9 +23,10 @@ Lava's numpy int32 does, :func:`~.intmath.wrap32`)::
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from .intmath import clip, njit, wrap32
+from .intmath import batch_kernels, clip, for_batch, njit, wrap32
 
 #: 2**23: the 24-bit bound of u and v (``max_uv_val``).
 MAX_UV = 2**23
@@ -69,7 +70,6 @@ def decay_toward_zero(x: np.ndarray, factor: int) -> np.ndarray:
     return _decay_array(np.ascontiguousarray(x, dtype=np.int32), int(factor))
 
 
-@njit
 def _lif_step(
     u: np.ndarray,
     v: np.ndarray,
@@ -82,7 +82,7 @@ def _lif_step(
 ) -> None:
     """One ``PyLifModelBitAcc.run_spk`` on ``(B, n)`` int32 ``u``, ``v`` in place (module doc formulas)."""
     batch, n = u.shape
-    for b in range(batch):
+    for b in numba.prange(batch):
         for i in range(n):
             uu = wrap32(decay_scalar(u[b, i], u_factor) + wrap32(np.int64(a_in[b, i]) << ACT_SHIFT))
             if uu > MAX_UV:
@@ -94,6 +94,9 @@ def _lif_step(
             spiked = vv > vth_eff
             s_out[b, i] = spiked
             v[b, i] = 0 if spiked else vv
+
+
+_LIF_STEP = batch_kernels(_lif_step)
 
 
 class LifPopulation:
@@ -133,13 +136,16 @@ class LifPopulation:
         self.u = np.broadcast_to(np.asarray(u_init, dtype=np.int32), (batch, self.n)).copy()
         self.v = np.broadcast_to(np.asarray(v_init, dtype=np.int32), (batch, self.n)).copy()
         self._zero_input = np.zeros((batch, self.n), dtype=np.int32)
+        self._kernel = for_batch(_LIF_STEP, batch)
 
     def step(self, a_in: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """Advance one step with int32 input ``a_in`` ``(B, n)`` (None = none); return the spikes ``(B, n)`` bool.
 
+        ``a_in`` must be an int32 array (it is read as such).
+
         ``out``: optional bool array ``(B, n)`` to write the spikes into (returned).
         """
         s = np.empty((self.batch, self.n), dtype=bool) if out is None else out
-        a = self._zero_input if a_in is None else np.ascontiguousarray(a_in, dtype=np.int32)
-        _lif_step(self.u, self.v, a, self.bias, self.u_factor, self.v_factor, self.vth_eff, s)
+        a = self._zero_input if a_in is None else a_in
+        self._kernel(self.u, self.v, a, self.bias, self.u_factor, self.v_factor, self.vth_eff, s)
         return s

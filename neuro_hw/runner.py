@@ -28,7 +28,7 @@ BACKENDS = ("emulator", "lava", "lava-float", "lava-hw")
 
 
 def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
-    """Float stimuli -> integer payloads per the Program's inputs (shape-preserving)."""
+    """Float stimuli -> payloads per the Program's inputs (shape-preserving): bool spikes, int32 graded values."""
     inputs = dict(inputs or {})
     unknown = sorted(set(inputs) - set(program.inputs))
     if unknown:
@@ -40,16 +40,24 @@ def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | No
         arr = np.asarray(inputs[name])
         if arr.dtype.kind not in "biuf":
             raise InputError(f"stimulus must be numeric, got dtype {arr.dtype}", node=name, field="inputs")
+        if not spec.graded:
+            # spikes: no scaling, only 0/1 (a fast path: stimuli are often long and batched)
+            if arr.dtype != bool and not np.all((arr == 0) | (arr == 1)):
+                idx = tuple(int(i) for i in np.argwhere((arr != 0) & (arr != 1))[0])
+                raise InputError(
+                    "spike inputs must be 0 or 1 (declare input_ranges at compile time for graded values); "
+                    f"value {arr[idx]:g} at index {idx}",
+                    node=name,
+                    field="inputs",
+                )
+            out[name] = arr.astype(bool)
+            continue
         arr = arr.astype(np.float64)
         if not np.all(np.isfinite(arr)):
             raise InputError("stimulus contains NaN or inf", node=name, field="inputs")
         payload = round_half_away(arr * spec.scale)
-        if spec.graded:
-            bad = (payload < 0) | (payload > spec.max_payload)
-            reason = f"graded payloads must lie in 0..{spec.max_payload} after scaling by {spec.scale:g}"
-        else:
-            bad = (arr != 0) & (arr != 1)
-            reason = "spike inputs must be 0 or 1 (declare input_ranges at compile time for graded values)"
+        bad = (payload < 0) | (payload > spec.max_payload)
+        reason = f"graded payloads must lie in 0..{spec.max_payload} after scaling by {spec.scale:g}"
         if np.any(bad):
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(f"{reason}; value {arr[idx]:g} at index {idx}", node=name, field="inputs")

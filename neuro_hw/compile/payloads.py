@@ -12,10 +12,11 @@ from neuro_hw.errors import InputError
 
 
 def as_int_array(name: str, value: Any) -> np.ndarray:
-    """``value`` as int64; floats must be integral, anything else non-numeric is refused."""
+    """``value`` as an integer (or bool) array, without a copy when it is one; floats must be integral
+    (they become int64), anything else non-numeric is refused."""
     arr = np.asarray(value)
     if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.int64)
+        return arr
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise InputError("values must be integers (spikes 0/1 or integer payloads)", node=name)
@@ -28,9 +29,10 @@ def normalize_payloads(
 ) -> tuple[dict[str, np.ndarray], list[int], int]:
     """Validate ``inputs``, ``steps`` and ``seed`` for ``program``.
 
-    Returns ``{name: (B, steps, n) int64}`` (broadcast over the batch where an input is shared), the ``B``
-    seeds (an int seed is used for every trial) and ``steps`` as int.  Spike inputs must be 0/1, graded
-    payloads must lie in ``0..max_payload``; every refusal is an :class:`InputError` naming the input.
+    Returns ``{name: (B, steps, n)}`` integer or bool arrays (broadcast over the batch where an input is
+    shared), the ``B`` seeds (an int seed is used for every trial) and ``steps`` as int.  Spike inputs must
+    be 0/1, graded payloads must lie in ``0..max_payload``; every refusal is an :class:`InputError` naming
+    the input.
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
@@ -63,7 +65,7 @@ def normalize_payloads(
         if arr.shape[0] < 1:
             raise InputError("batch axis is empty", node=name)
         arr = arr[:, :steps]
-        if not spec.graded and np.any((arr != 0) & (arr != 1)):
+        if not spec.graded and arr.dtype != bool and np.any((arr != 0) & (arr != 1)):
             raise InputError("binary spike input must contain only 0 and 1 (declare it graded for payloads)", node=name)
         if spec.graded and np.any((arr < 0) | (arr > int(spec.max_payload))):
             raise InputError(f"graded payloads must lie in 0..{int(spec.max_payload)} (max_payload)", node=name)
