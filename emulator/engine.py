@@ -272,22 +272,26 @@ def run_program_emulator(
         for n in program.connections
         if n in conns
     ]
-    pop_list = [(name, pop, in_buf[name], drives.get(name), rec_s[name]) for name, pop in pops.items()]
+    pop_list = [
+        (name, pop, in_buf[name], drives.get(name), rec_s[name], rec_u.get(name), rec_v.get(name))
+        for name, pop in pops.items()
+    ]
     learners = [(eng, eng.t_epoch) for eng in engines.values()]
-    rec_pops = [(pop, rec_u[name], rec_v[name]) for name, pop in pops.items()] if full else []
     rec_engines = [(eng, rec_tr.get(name), sorted(eng.vars_changed), rec_w[name]) for name, eng in engines.items()]
     spikes: dict[str, np.ndarray] = {}
     for t in range(1, steps + 1):
         row = t - 1
-        for _, _, buf, drive, _ in pop_list:
+        for _, _, buf, drive, *_ in pop_list:
             if drive is None:
                 buf.fill(0)
             else:
                 np.copyto(buf, drive[row])
         for conn_obj, buf in dynamic:
             np.add(buf, conn_obj.output(), out=buf)  # int32 wrap-around, as Lava's InPort sum
-        for pname, pop, buf, _, rs in pop_list:
-            spikes[pname] = pop.step(buf, out=rs[:, row])
+        for pname, pop, buf, _, rs, ru, rv in pop_list:
+            spikes[pname] = pop.step(
+                buf, rs[:, row], None if ru is None else ru[:, row], None if rv is None else rv[:, row]
+            )
         for conn_obj, src, eng, tgt in stepped:
             s_in = spikes[src] if src in spikes else data[src][row]
             conn_obj.accumulate(s_in)
@@ -300,9 +304,6 @@ def run_program_emulator(
             if t % te == 0:
                 eng.learn(t)
         # ---- record (end of step) ------------------------------------------------------------------
-        for pop, ru, rv in rec_pops:
-            ru[:, row] = pop.u
-            rv[:, row] = pop.v
         r = rows.get(t)
         for eng, rtr, changing, rw in rec_engines:
             if rtr is not None:

@@ -170,9 +170,11 @@ def _trace_history(
     r_decay: np.ndarray,
     r_imp: np.ndarray,
     hist: np.ndarray,
+    keep_y: bool,
 ) -> None:
     """``hist[0] = z``; ``hist[s] = floor(f) + (r < f mod 1)``, ``f = decay * hist[s-1]``, plus the impulse
-    ``imp_int + (r_imp < imp_frac)`` (clipped at 127) where the neuron's spike time is ``s``."""
+    ``imp_int + (r_imp < imp_frac)`` (clipped at 127) where the neuron's spike time is ``s``.  Then
+    ``z = hist[-1]`` (``keep_y``, 3-factor rules: the y registers keep the received values)."""
     te = hist.shape[0] - 1
     batch, size = z.shape
     for b in numba.prange(batch):
@@ -195,6 +197,8 @@ def _trace_history(
                 if t_spike == s:
                     h = min(h + add, TRACE_MAX)
                 hist[s, b, pos] = h
+            if group == 0 or not keep_y:
+                z[b, pos] = h
 
 
 _SPIKE_TIMES = batch_kernels(_spike_times)
@@ -426,7 +430,7 @@ class LearningEngine:
         hist = self._hist
         self._trace_history(
             self.z, self.tx, self.ty, self.lx, self.n_pre, self.n_post, self.decay, self.imp_int,
-            self.imp_frac, self.r_decay[i], self.r_imp[i], hist,
+            self.imp_frac, self.r_decay[i], self.r_imp[i], hist, bool(self.three_factor),
         )  # fmt: skip
         whole = not self.normalized or self.tag1_at_min or (self.has_u and u == 1)
         low_tag1 = self._apply_rules(
@@ -438,9 +442,4 @@ class LearningEngine:
             self.tag1_at_min = bool(low_tag1)
         else:
             self.tag1_at_min |= bool(low_tag1)
-        if self.three_factor:
-            self.z[:, : self.lx] = hist[te, :, : self.lx]  # y keeps the received values
-        else:
-            self.z[:] = hist[te]
-        self.tx[:] = 0
-        self.ty[:] = 0
+

@@ -79,8 +79,13 @@ def _lif_step(
     v_factor: int,
     vth_eff: int,
     s_out: np.ndarray,
+    u_out: np.ndarray,
+    v_out: np.ndarray,
 ) -> None:
-    """One ``PyLifModelBitAcc.run_spk`` on ``(B, n)`` int32 ``u``, ``v`` in place (module doc formulas)."""
+    """One ``PyLifModelBitAcc.run_spk`` on ``(B, n)`` int32 ``u``, ``v`` in place (module doc formulas).
+
+    The spikes go to ``s_out``; ``u_out``, ``v_out`` receive copies of the new ``u``, ``v`` (recording).
+    """
     batch, n = u.shape
     for b in numba.prange(batch):
         for i in range(n):
@@ -90,10 +95,12 @@ def _lif_step(
             elif uu <= -MAX_UV:
                 uu = wrap32(uu + 2 * MAX_UV)
             u[b, i] = uu
+            u_out[b, i] = uu
             vv = clip(wrap32(wrap32(decay_scalar(v[b, i], v_factor) + uu) + bias[i]), -(MAX_UV - 1), MAX_UV - 1)
             spiked = vv > vth_eff
             s_out[b, i] = spiked
             v[b, i] = 0 if spiked else vv
+            v_out[b, i] = v[b, i]
 
 
 _LIF_STEP = batch_kernels(_lif_step)
@@ -138,14 +145,24 @@ class LifPopulation:
         self._zero_input = np.zeros((batch, self.n), dtype=np.int32)
         self._kernel = for_batch(_LIF_STEP, batch)
 
-    def step(self, a_in: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    def step(
+        self,
+        a_in: np.ndarray | None,
+        out: np.ndarray | None = None,
+        u_out: np.ndarray | None = None,
+        v_out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Advance one step with int32 input ``a_in`` ``(B, n)`` (None = none); return the spikes ``(B, n)`` bool.
 
         ``a_in`` must be an int32 array (it is read as such).
 
-        ``out``: optional bool array ``(B, n)`` to write the spikes into (returned).
+        ``out``: optional bool array ``(B, n)`` to write the spikes into (returned); ``u_out``, ``v_out``:
+        optional int32 arrays ``(B, n)`` that receive the new ``u``, ``v`` (e.g. a step of a recording).
         """
         s = np.empty((self.batch, self.n), dtype=bool) if out is None else out
         a = self._zero_input if a_in is None else a_in
-        self._kernel(self.u, self.v, a, self.bias, self.u_factor, self.v_factor, self.vth_eff, s)
+        self._kernel(
+            self.u, self.v, a, self.bias, self.u_factor, self.v_factor, self.vth_eff, s,
+            self.u if u_out is None else u_out, self.v if v_out is None else v_out,
+        )  # fmt: skip
         return s

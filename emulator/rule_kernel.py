@@ -26,8 +26,8 @@ writes the generated module once per distinct rule set into a cache directory (`
 
 The kernel visits (see :mod:`.learning`, "Where the rules are evaluated") every synapse when
 ``whole``, else the synapses of the post rows (post neurons with ``y0``) and of the pre columns (pre
-neurons with ``x0``), each once, in storage order (pre-major), and returns whether a tag_1 below
--256 was written.
+neurons with ``x0``), each once, in storage order (pre-major), then resets the spike times ``tx``, ``ty`` to 0,
+and returns whether a tag_1 below -256 was written.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_
                         i = rows[k]
                         {UPDATE}
         low[b] = low_tag1
+        tx[b] = 0  # the epoch's spike times are consumed
+        ty[b] = 0
     return low.any()
 '''
 
