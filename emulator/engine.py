@@ -150,6 +150,201 @@ class _Plastic:
 
 
 # --------------------------------------------------------------------------------------------------
+# a resumable run
+# --------------------------------------------------------------------------------------------------
+class EmulatorRun:
+    """The state of one emulated run of ``program`` for ``B = len(seeds)`` trials, advanced chunk by chunk.
+
+    :meth:`advance` runs the next ``steps`` steps with their inputs and returns what they recorded; the
+    state (voltages, synaptic outputs in flight, traces, weights, random streams) carries over exactly,
+    so any split of a run into chunks gives the values of one long run.  Static connections fed by an
+    input compute their outputs for a whole chunk at once (with the last inputs of the previous chunk
+    that are still in flight).
+
+    Parameters
+    ----------
+    program:
+        The compiled circuit (validated here).
+    seeds:
+        One seed per trial (see :func:`run_program_emulator`).
+    record:
+        ``"all"`` or ``"spikes"`` (see :func:`run_program_emulator`).
+    """
+
+    def __init__(self, program: Program, seeds: Sequence[int], *, record: str = "all") -> None:
+        if record not in RECORD_MODES:
+            raise InputError(f"record must be one of {RECORD_MODES}, got {record!r}", field="record")
+        validate_program(program)
+        self.program = program
+        self.seeds = [int(s) for s in seeds]
+        self.batch = batch = len(self.seeds)
+        self.full = record == "all"
+        self.steps_done = 0
+        self.pops = {
+            name: LifPopulation(
+                pop.n, batch, pop.du, pop.dv, pop.vth, pop.bias_mant, pop.bias_exp, pop.u_init, pop.v_init
+            )
+            for name, pop in program.neurons.items()
+        }
+        self.conns: dict[str, Any] = {}  # stepped every step (their source is a population, or plastic)
+        self.static_w: dict[str, np.ndarray] = {}
+        self.engines: dict[str, LearningEngine] = {}
+        self.fed: dict[str, DenseSynapse] = {}  # static connections from an input: a chunk at a time
+        for index, (name, conn) in enumerate(
+            (n, c) for n, c in program.connections.items() if c.learning is not None
+        ):
+            w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
+            eng = LearningEngine(name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full)
+            self.engines[name] = eng
+        for name, conn in program.connections.items():
+            if conn.learning is not None:
+                self.conns[name] = _Plastic(self.engines[name], conn.weight_exp, int(conn.num_message_bits) > 0)
+                continue
+            w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
+            self.static_w[name] = w
+            syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
+            if conn.source in program.inputs:
+                self.fed[name] = syn
+            else:
+                self.conns[name] = syn
+        # the last inputs of each input-fed connection still in flight: (n_delay, B, n) per connection
+        self.in_flight = {
+            name: np.zeros((syn.n_delay, batch, syn.n_pre), dtype=np.int32 if program.inputs[
+                program.connections[name].source].graded else bool)
+            for name, syn in self.fed.items()
+        }  # fmt: skip
+        self.in_buf = {name: np.zeros((batch, p.n), dtype=np.int32) for name, p in self.pops.items()}
+
+    def initial_variables(self) -> dict[str, np.ndarray]:
+        """Effective initial ``conn.w``/``conn.t``/``conn.d`` ``(B, n_post, n_pre)`` of the plastic connections."""
+        return {f"{name}.{k}": eng.variable(k).copy() for name, eng in self.engines.items() for k in ("w", "t", "d")}
+
+    def _drives(self, data: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+        """What the input-fed static connections send at each step of the chunk, summed per target ``(T, B, n)``."""
+        drives: dict[str, np.ndarray] = {}
+        for name, syn in self.fed.items():
+            src = self.program.connections[name].source
+            depth = syn.n_delay
+            history = self.in_flight[name]
+            block = max(1, PRECOMPUTE_BYTES // max(1, syn.precompute_bytes(1)))  # steps per precomputed block
+            sent = np.empty((steps, self.batch, syn.n_post), dtype=np.int32)
+            for lo in range(0, steps, block):
+                hi = min(lo + block, steps)
+                rows = np.concatenate([history, data[src][lo:hi].astype(history.dtype)])
+                sent[lo:hi] = syn.precompute(rows)[depth:]
+                history = rows[-depth:]
+            self.in_flight[name] = history.copy()
+            tgt = self.program.connections[name].target
+            if tgt in drives:
+                drives[tgt] += sent  # int32 wrap-around, as Lava's InPort sum
+            else:
+                drives[tgt] = sent
+        return drives
+
+    def advance(
+        self, data: dict[str, np.ndarray], steps: int, weight_steps: Sequence[int] = ()
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        """Run ``steps`` more steps with inputs ``{name: (steps, B, n)}`` (as :func:`normalize_inputs`).
+
+        ``weight_steps``: absolute step numbers inside this chunk after which the changing plastic
+        variables are recorded.  Returns ``(spikes, states, variables)``: ``spikes[pop]`` and
+        ``states[key]`` ``(B, steps, n)``; ``variables[conn][k]`` ``(B, len(weight_steps), n_post, n_pre)``
+        for the variables ``k`` the rules change.
+        """
+        batch, full, start = self.batch, self.full, self.steps_done
+        for eng in self.engines.values():
+            eng.ensure_steps(start + steps)
+        drives = self._drives(data, steps)
+        rec_s = {name: np.zeros((batch, steps, p.n), dtype=bool) for name, p in self.pops.items()}
+        rec_u = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
+        rec_v = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
+        rec_tr = {
+            name: np.zeros((batch, steps, eng.z.shape[1]), dtype=np.int32) for name, eng in self.engines.items()
+        } if full else {}  # fmt: skip
+        rows = {int(k) - start: i for i, k in enumerate(weight_steps)}
+        n_bytes = sum(
+            batch * len(rows) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in self.engines.values()
+        )
+        if n_bytes > MAX_WEIGHT_RECORD_BYTES:
+            raise InputError(
+                f"recording the plastic weights at {len(rows)} steps needs {n_bytes / 2**30:.1f} GiB; "
+                "use weights_every=... or record='spikes'",
+                field="weights_every",
+            )
+        rec_w = {
+            name: {k: np.zeros((batch, len(rows), eng.n_post, eng.n_pre), dtype=np.int32) for k in eng.vars_changed}
+            for name, eng in self.engines.items()
+        }
+
+        # ---- the step loop, with everything looked up in advance -------------------------------------
+        program = self.program
+        dynamic = [(self.conns[n], self.in_buf[program.connections[n].target]) for n in self.conns]
+        stepped = [
+            (self.conns[n], program.connections[n].source, self.engines.get(n), program.connections[n].target)
+            for n in self.conns
+        ]
+        pop_list = [
+            (name, pop, self.in_buf[name], drives.get(name), rec_s[name], rec_u.get(name), rec_v.get(name))
+            for name, pop in self.pops.items()
+        ]
+        learners = [(eng, eng.t_epoch) for eng in self.engines.values()]
+        rec_engines = [(eng, rec_tr.get(name), rec_w[name]) for name, eng in self.engines.items()]
+        spikes: dict[str, np.ndarray] = {}
+        for row in range(steps):
+            t = start + row + 1  # Lava's time_step
+            for _, _, buf, drive, *_ in pop_list:
+                if drive is None:
+                    buf.fill(0)
+                else:
+                    np.copyto(buf, drive[row])
+            for conn_obj, buf in dynamic:
+                np.add(buf, conn_obj.output(), out=buf)  # int32 wrap-around, as Lava's InPort sum
+            for pname, pop, buf, _, rs, ru, rv in pop_list:
+                spikes[pname] = pop.step(
+                    buf, rs[:, row], None if ru is None else ru[:, row], None if rv is None else rv[:, row]
+                )
+            for conn_obj, src, eng, tgt in stepped:
+                s_in = spikes[src] if src in spikes else data[src][row]
+                conn_obj.accumulate(s_in)
+                if eng is not None:
+                    tf = None
+                    if eng.three_factor:
+                        tf = {k: (spikes[v] if v in spikes else data[v][row]) for k, v in eng.three_factor.items()}
+                    eng.spike_phase(t, s_in, spikes[tgt], tf)
+            for eng, te in learners:
+                if t % te == 0:
+                    eng.learn(t)
+            # ---- record (end of step) --------------------------------------------------------------
+            r = rows.get(row + 1)
+            for eng, rtr, rw in rec_engines:
+                if rtr is not None:
+                    rtr[:, row] = eng.z  # integers held in float64
+                if r is not None:
+                    for k, arr in rw.items():
+                        arr[:, r] = eng.variable(k)
+        self.steps_done = start + steps
+
+        states: dict[str, np.ndarray] = {}
+        for name in self.pops:
+            if full:
+                states[f"{name}.u"], states[f"{name}.v"] = rec_u[name], rec_v[name]
+        for name, eng in self.engines.items():
+            if not full:
+                continue
+            bank = rec_tr[name]
+            for k in LEARNING_TRACES:
+                if k in eng.xpos:
+                    states[f"{name}.{k}"] = bank[:, :, eng.xpos[k] * eng.n_pre : (eng.xpos[k] + 1) * eng.n_pre]
+                elif k in eng.ypos:
+                    lo = eng.lx + eng.ypos[k] * eng.n_post
+                    states[f"{name}.{k}"] = bank[:, :, lo : lo + eng.n_post]
+                else:
+                    n = eng.n_pre if k in ("x1", "x2") else eng.n_post
+                    states[f"{name}.{k}"] = np.zeros((batch, steps, n), dtype=np.int32)
+        return rec_s, states, rec_w
+
+
+# --------------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------------
 def run_program_emulator(
@@ -210,145 +405,33 @@ def run_program_emulator(
     batch = len(seeds)
     full = record == "all"
     sampled = weight_sampling(steps, int(weights_every)) if full else np.asarray([0, steps], dtype=np.int64)
-    rows = {int(k): i for i, k in enumerate(sampled)}
+    run = EmulatorRun(program, seeds, record=record)
+    initial = run.initial_variables()
+    spikes, states, variables = run.advance(data, steps, sampled[1:])
 
-    pops = {
-        name: LifPopulation(pop.n, batch, pop.du, pop.dv, pop.vth, pop.bias_mant, pop.bias_exp, pop.u_init, pop.v_init)
-        for name, pop in program.neurons.items()
-    }
-    conns: dict[str, Any] = {}
-    static_w: dict[str, np.ndarray] = {}
-    engines: dict[str, LearningEngine] = {}
-    drives: dict[str, np.ndarray] = {}  # precomputed input drive per population, (T, B, n) int32
-    plastic_index = 0
-    for name, conn in program.connections.items():
-        src = program.inputs.get(conn.source)
-        if conn.learning is None:
-            w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
-            static_w[name] = w
-            syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
-            if src is not None and syn.precompute_bytes(steps) <= PRECOMPUTE_BYTES:
-                drive = syn.precompute(data[conn.source])
-                if conn.target in drives:
-                    drives[conn.target] += drive  # int32 wrap-around, as Lava's InPort sum
-                else:
-                    drives[conn.target] = drive
-            else:
-                conns[name] = syn
-            continue
-        w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
-        eng = LearningEngine(name, conn.learning, w, conn.sign_mode, seeds, plastic_index, steps, keep_traces=full)
-        plastic_index += 1
-        engines[name] = eng
-        conns[name] = _Plastic(eng, conn.weight_exp, int(conn.num_message_bits) > 0)
-
-    # ---- recording buffers ------------------------------------------------------------------------
-    n_bytes = sum(batch * len(sampled) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in engines.values())
-    if n_bytes > MAX_WEIGHT_RECORD_BYTES:
-        raise InputError(
-            f"recording the plastic weights at {len(sampled)} steps needs {n_bytes / 2**30:.1f} GiB; "
-            "use weights_every=... or record='spikes'",
-            field="weights_every",
-        )
-    rec_s = {name: np.zeros((batch, steps, p.n), dtype=bool) for name, p in pops.items()}
-    rec_u = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
-    rec_v = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in pops.items()} if full else {}
-    rec_tr: dict[str, np.ndarray] = {}  # (B, T, L) int32: the trace bank of each engine
-    rec_w: dict[str, dict[str, np.ndarray]] = {}
-    for name, eng in engines.items():
-        if full:
-            rec_tr[name] = np.zeros((batch, steps, eng.z.shape[1]), dtype=np.int32)
-        rec_w[name] = {
-            k: np.zeros((batch, len(sampled), eng.n_post, eng.n_pre), dtype=np.int32) for k in ("w", "t", "d")
-        }
-        for k in ("w", "t", "d"):
-            rec_w[name][k][:, 0] = eng.variable(k)
-
-    # ---- the step loop, with everything looked up in advance -----------------------------------------
-    in_buf = {name: np.zeros((batch, p.n), dtype=np.int32) for name, p in pops.items()}
-    dynamic = [(conns[n], in_buf[program.connections[n].target]) for n in program.connections if n in conns]
-    stepped = [
-        (conns[n], program.connections[n].source, engines.get(n), program.connections[n].target)
-        for n in program.connections
-        if n in conns
-    ]
-    pop_list = [
-        (name, pop, in_buf[name], drives.get(name), rec_s[name], rec_u.get(name), rec_v.get(name))
-        for name, pop in pops.items()
-    ]
-    learners = [(eng, eng.t_epoch) for eng in engines.values()]
-    rec_engines = [(eng, rec_tr.get(name), sorted(eng.vars_changed), rec_w[name]) for name, eng in engines.items()]
-    spikes: dict[str, np.ndarray] = {}
-    for t in range(1, steps + 1):
-        row = t - 1
-        for _, _, buf, drive, *_ in pop_list:
-            if drive is None:
-                buf.fill(0)
-            else:
-                np.copyto(buf, drive[row])
-        for conn_obj, buf in dynamic:
-            np.add(buf, conn_obj.output(), out=buf)  # int32 wrap-around, as Lava's InPort sum
-        for pname, pop, buf, _, rs, ru, rv in pop_list:
-            spikes[pname] = pop.step(
-                buf, rs[:, row], None if ru is None else ru[:, row], None if rv is None else rv[:, row]
-            )
-        for conn_obj, src, eng, tgt in stepped:
-            s_in = spikes[src] if src in spikes else data[src][row]
-            conn_obj.accumulate(s_in)
-            if eng is not None:
-                tf = None
-                if eng.three_factor:
-                    tf = {k: (spikes[v] if v in spikes else data[v][row]) for k, v in eng.three_factor.items()}
-                eng.spike_phase(t, s_in, spikes[tgt], tf)
-        for eng, te in learners:
-            if t % te == 0:
-                eng.learn(t)
-        # ---- record (end of step) ------------------------------------------------------------------
-        r = rows.get(t)
-        for eng, rtr, changing, rw in rec_engines:
-            if rtr is not None:
-                rtr[:, row] = eng.z  # integers held in float64
-            if r is not None:
-                for k in changing:
-                    rw[k][:, r] = eng.variable(k)
-    # variables that never change: copy the initial value into every sample
-    for name, eng in engines.items():
-        for k in ("w", "t", "d"):
-            if k not in eng.vars_changed and len(sampled) > 1 and np.any(rec_w[name][k][:, 0]):
-                rec_w[name][k][:, 1:] = rec_w[name][k][:, :1]
-
-    # ---- pack the Result --------------------------------------------------------------------------
     out_spikes: dict[str, np.ndarray] = {}
-    states: dict[str, np.ndarray] = {}
     weights: dict[str, np.ndarray] = {}
     wsteps: dict[str, np.ndarray] = {}
     for pname, prog in program.neurons.items():
         shape = (batch, steps) + tuple(prog.shape)
-        out_spikes[pname] = rec_s[pname].reshape(shape)
+        out_spikes[pname] = spikes[pname].reshape(shape)
         if full:
-            states[f"{pname}.u"] = rec_u[pname].reshape(shape)
-            states[f"{pname}.v"] = rec_v[pname].reshape(shape)
+            states[f"{pname}.u"] = states[f"{pname}.u"].reshape(shape)
+            states[f"{pname}.v"] = states[f"{pname}.v"].reshape(shape)
     for name in program.connections:
-        if name in static_w:
-            w = static_w[name]
+        if name in run.static_w:
+            w = run.static_w[name]
             weights[f"{name}.w"] = np.broadcast_to(w, (batch, 1) + w.shape).copy()
             wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
             continue
         for k in ("w", "t", "d"):
-            weights[f"{name}.{k}"] = rec_w[name][k]
+            first = initial[f"{name}.{k}"][:, None]
+            later = variables[name].get(k)
+            if later is None:  # never changes: the initial value at every sample
+                later = np.broadcast_to(first, (batch, len(sampled) - 1) + first.shape[2:])
+            weights[f"{name}.{k}"] = np.concatenate([first, later], axis=1)
             wsteps[f"{name}.{k}"] = sampled.copy()
-        if full:
-            eng = engines[name]
-            bank = rec_tr[name]
-            for k in LEARNING_TRACES:
-                if k in eng.xpos:
-                    part = bank[:, :, eng.xpos[k] * eng.n_pre : (eng.xpos[k] + 1) * eng.n_pre]
-                elif k in eng.ypos:
-                    part = bank[:, :, eng.lx + eng.ypos[k] * eng.n_post : eng.lx + (eng.ypos[k] + 1) * eng.n_post]
-                else:
-                    n = eng.n_pre if k in ("x1", "x2") else eng.n_post
-                    part = np.zeros((batch, steps, n), dtype=np.int32)
-                states[f"{name}.{k}"] = part
+    engines = run.engines
     meta = {
         "emulator": {
             "seeds": seeds,

@@ -349,25 +349,38 @@ class LearningEngine:
         self.normalized = not (w0.size and (w0.min() < max(lo, -256) or w0.max() > hi))
         self.tag1_at_min = False
 
-        # ---- random streams -----------------------------------------------------------------------
-        n_draws = 2 * int(steps) + 1
+        # ---- random streams (drawn ahead in blocks; bulk draws equal repeated size-1 draws) --------
         self.rng_seeds = [learning_rng_seed(int(s), index) for s in seeds]
-        x_decay = np.empty((batch, n_draws))
-        x_imp = np.empty((batch, n_draws), dtype=np.int64)
-        y_decay = np.empty((batch, n_draws))
-        y_imp = np.empty((batch, n_draws), dtype=np.int64)
-        for b, seed in enumerate(self.rng_seeds):
-            x_decay[b] = np.random.default_rng(seed).random(n_draws)
-            x_imp[b] = np.random.default_rng(seed + 1).integers(0, 2**7, size=n_draws, dtype=int)
-            y_decay[b] = np.random.default_rng(seed + 2).random(n_draws)
-            y_imp[b] = np.random.default_rng(seed + 3).integers(0, 2**7, size=n_draws, dtype=int)
-        # (n_draws, B, 2): [x, y] per draw
-        self.r_decay = np.ascontiguousarray(np.stack([x_decay, y_decay], axis=-1).transpose(1, 0, 2))
-        self.r_imp = np.ascontiguousarray(np.stack([x_imp, y_imp], axis=-1).transpose(1, 0, 2))
-        self.y_imp_draws = np.ascontiguousarray(y_imp.T)  # (n_draws, B)
-        self.conn_random = np.random.default_rng(2).random(int(steps) // self.t_epoch + 1)
-        # stochastic rounding of the accumulator: (acc + 127 - floor(128 r)) >> 7  (see _synapse)
-        self.round_add = (2**ACC_SHIFT - 1 - np.floor(self.conn_random * 2**ACC_SHIFT)).astype(np.int64)
+        self._streams = [[np.random.default_rng(seed + k) for k in range(4)] for seed in self.rng_seeds]
+        self._conn_stream = np.random.default_rng(2)
+        self.r_decay = np.zeros((0, batch, 2))  # (draws, B, [x, y])
+        self.r_imp = np.zeros((0, batch, 2), dtype=np.int64)
+        self.y_imp_draws = np.zeros((0, batch), dtype=np.int64)  # (draws, B)
+        self.round_add = np.zeros(0, dtype=np.int64)  # per epoch
+        self.ensure_steps(int(steps))
+
+    def ensure_steps(self, steps: int) -> None:
+        """Draw the random streams far enough for ``steps`` steps in total.
+
+        That is draws ``0 .. 2*steps`` of the x/y streams and epochs ``0 .. steps // t_epoch`` of the
+        connection stream."""
+        have = self.r_decay.shape[0]
+        if 2 * steps + 1 > have:
+            extra = max(2 * steps + 1 - have, have)  # at least double: amortised O(1) per step
+            x_decay = np.stack([s[0].random(extra) for s in self._streams], axis=1)
+            x_imp = np.stack([s[1].integers(0, 2**7, size=extra, dtype=int) for s in self._streams], axis=1)
+            y_decay = np.stack([s[2].random(extra) for s in self._streams], axis=1)
+            y_imp = np.stack([s[3].integers(0, 2**7, size=extra, dtype=int) for s in self._streams], axis=1)
+            self.r_decay = np.concatenate([self.r_decay, np.stack([x_decay, y_decay], axis=-1)])
+            self.r_imp = np.concatenate([self.r_imp, np.stack([x_imp, y_imp], axis=-1)])
+            self.y_imp_draws = np.concatenate([self.y_imp_draws, y_imp])
+        epochs = steps // self.t_epoch + 1
+        if epochs > self.round_add.size:
+            extra = max(epochs - self.round_add.size, self.round_add.size)
+            conn_random = self._conn_stream.random(extra)
+            # stochastic rounding of the accumulator: (acc + 127 - floor(128 r)) >> 7  (see .rule_kernel)
+            add = (2**ACC_SHIFT - 1 - np.floor(conn_random * 2**ACC_SHIFT)).astype(np.int64)
+            self.round_add = np.concatenate([self.round_add, add])
 
     # ------------------------------------------------------------------------------------------------
     @property

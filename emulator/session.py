@@ -1,13 +1,14 @@
 """Chunk-by-chunk stepping of a Program on the emulator (closed-loop host I/O).
 
 ``EmulatorSession(program, seed).step(payloads, steps)`` advances the run by ``steps`` steps with the
-given integer payloads and returns a Result for just those steps.  State carries over exactly: the
-session keeps every payload given so far and evaluates the run up to the current step with
-:func:`~neuro_hw.emulator.engine.run_program_emulator`, whose values at step ``k`` depend only on inputs
-up to ``k`` (the random streams are drawn in step order).  A chunked run is therefore identical to one
-long run.  Cost: each chunk re-evaluates the run from step 1, ``O(T^2 / chunk)`` steps in total, which is
-cheap at test and control-loop sizes (1000 steps in chunks of 20 at n = 100: about 1.5 s) but not for long
-runs; a resumable engine state is the planned replacement.
+given integer payloads and returns a Result for just those steps.  The session holds one resumable
+:class:`~neuro_hw.emulator.engine.EmulatorRun`, so the state (voltages, synaptic outputs in flight,
+traces, weights, random streams) carries over exactly: a chunked run is identical to one long run,
+and each chunk costs only its own steps.
+
+The chunk's Result has ``spikes``/``states`` ``(B, steps, ...)``, the plastic variables after every
+step of the chunk (``weight_steps`` = the absolute step numbers ``start+1 .. start+steps``), the static
+weights once (``weight_steps = [0]``), and ``metadata["first_step"] = start + 1``.
 """
 
 from __future__ import annotations
@@ -16,66 +17,82 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from neuro_hw.compile.payloads import normalize_payloads
 from neuro_hw.compile.program import Program
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 
-from .engine import run_program_emulator
+from .engine import EmulatorRun, normalize_inputs
 
 
 class EmulatorSession:
-    """A single-trial emulator run driven chunk by chunk (see module docstring)."""
+    """A persistent emulator run driven chunk by chunk (see module docstring)."""
 
     def __init__(self, program: Program, *, seed: int | Sequence[int] = 0) -> None:
         self.program = program
         self.seed = seed
-        self.done = 0
-        self._payloads: dict[str, list[np.ndarray]] = {name: [] for name in program.inputs}
+        self._run: EmulatorRun | None = None
         self._closed = False
+
+    @property
+    def done(self) -> int:
+        """Steps run so far."""
+        return 0 if self._run is None else self._run.steps_done
 
     def step(self, payloads: dict[str, np.ndarray], steps: int) -> Result:
         """Run ``steps`` more steps with payloads ``(steps, n)`` (or ``(B, steps, n)``) per input."""
         if self._closed:
             raise InputError("the emulator session is closed", field="session")
-        arrays, _, steps = normalize_payloads(self.program, payloads, steps, self.seed)
-        for name, arr in arrays.items():
-            self._payloads[name].append(np.asarray(arr))
-        total = self.done + steps
-        whole = {name: np.concatenate(chunks, axis=1) for name, chunks in self._payloads.items()}
-        result = run_program_emulator(self.program, whole, total, seed=self.seed)
-        self.done = total
-        return _slice(result, total - steps, total)
+        data, seeds, steps = normalize_inputs(self.program, payloads, steps, self.seed)
+        if self._run is None:
+            self._run = EmulatorRun(self.program, seeds)
+        elif len(seeds) != self._run.batch:
+            raise InputError(f"this session runs {self._run.batch} trials, the payloads have {len(seeds)}")
+        run = self._run
+        start = run.steps_done
+        sampled = np.arange(start + 1, start + steps + 1, dtype=np.int64)
+        spikes, states, variables = run.advance(data, steps, sampled)
+        weights: dict[str, np.ndarray] = {}
+        wsteps: dict[str, np.ndarray] = {}
+        for name in self.program.connections:
+            if name in run.static_w:
+                w = run.static_w[name]
+                weights[f"{name}.w"] = np.broadcast_to(w, (run.batch, 1) + w.shape).copy()
+                wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
+                continue
+            eng = run.engines[name]
+            for k in ("w", "t", "d"):
+                arr = variables[name].get(k)
+                if arr is None:  # never changes
+                    arr = np.repeat(eng.variable(k)[:, None], steps, axis=1)
+                weights[f"{name}.{k}"] = arr
+                wsteps[f"{name}.{k}"] = sampled.copy()
+        shaped = {
+            name: spikes[name].reshape((run.batch, steps) + tuple(p.shape)) for name, p in self.program.neurons.items()
+        }
+        for name, p in self.program.neurons.items():
+            for var in ("u", "v"):
+                states[f"{name}.{var}"] = states[f"{name}.{var}"].reshape((run.batch, steps) + tuple(p.shape))
+        return Result(
+            spikes=shaped,
+            states=states,
+            weights=weights,
+            weight_steps=wsteps,
+            dt=float(self.program.dt),
+            steps=steps,
+            batch=run.batch,
+            backend="emulator",
+            circuit_hash=self.program.circuit_hash,
+            seed=run.seeds[0],
+            target=self.program.target,
+            metadata={"first_step": start + 1, "emulator": {"seeds": run.seeds}},
+        )
 
     def close(self) -> None:
         self._closed = True
+        self._run = None
 
     def __enter__(self) -> EmulatorSession:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _slice(result: Result, start: int, stop: int) -> Result:
-    """The part of ``result`` for steps ``start+1 .. stop`` (weights sampled inside that range)."""
-    weights, wsteps = {}, {}
-    for key, w in result.weights.items():
-        s = result.weight_steps[key]
-        keep = (s > start) & (s <= stop) if len(s) > 1 else np.ones(len(s), dtype=bool)
-        weights[key], wsteps[key] = w[:, keep], s[keep]
-    return Result(
-        spikes={k: v[:, start:stop] for k, v in result.spikes.items()},
-        states={k: v[:, start:stop] for k, v in result.states.items()},
-        weights=weights,
-        weight_steps=wsteps,
-        dt=result.dt,
-        steps=stop - start,
-        batch=result.batch,
-        backend=result.backend,
-        circuit_hash=result.circuit_hash,
-        seed=result.seed,
-        target=result.target,
-        versions=result.versions,
-        metadata={**result.metadata, "first_step": start + 1},
-    )

@@ -1,7 +1,7 @@
 """Batch semantics: B trials in one emulator run equal B separate single-trial runs, value for value.
 
-A batch of B > 1 also takes other code paths than B = 1 (float weight storage and batched BLAS for
-the plastic spiking path, batched sparse blocks in the learning engine), so this is a real check.
+A batch of B >= 8 (``intmath.PARALLEL_BATCH``) runs the kernels' trial loops on all cores (other
+compiled code than B = 1), so this is a real check; B = 3 covers the serial trial loop.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytest
 from emulator_cases import assert_identical, learning_cases, lif_dense_cases
 
 from neuro_hw.emulator import run_program_emulator
+from neuro_hw.emulator.intmath import PARALLEL_BATCH
 from neuro_hw.result import Result
 
 
@@ -29,23 +30,24 @@ def _trial(res: Result, b: int) -> Result:
     )
 
 
+@pytest.mark.parametrize("batch", [3, PARALLEL_BATCH])
 @pytest.mark.parametrize("builder", [lif_dense_cases, learning_cases])
-def test_batch_equals_separate_runs(builder):
+def test_batch_equals_separate_runs(builder, batch):
     book = builder(steps=120, seed=11)
     prog = book.program()
     rng = np.random.default_rng(5)
-    seeds = [0, 3, 17]
-    # different inputs per trial: permute time for trials 1, 2
+    seeds = [0, 3, 17, 4, 5, 6, 7, 8, 9][:batch]
+    # different inputs per trial: trial 0 as given, trial 1 reversed in time, the others permuted
     data = {}
     for name, x in book.data.items():
-        data[name] = np.stack([x, x[rng.permutation(len(x))], x[::-1]])
+        data[name] = np.stack([x, x[::-1]] + [x[rng.permutation(len(x))] for _ in range(batch - 2)])
     batched = run_program_emulator(prog, data, 120, seed=seeds)
-    assert batched.batch == 3
+    assert batched.batch == batch
     for b, s in enumerate(seeds):
         single = run_program_emulator(prog, {k: v[b] for k, v in data.items()}, 120, seed=s)
         assert_identical(_trial(batched, b), single, f"trial {b} (seed {s})")
     # the trials really differ (inputs and seeds matter)
-    differ = [pop for pop in prog.neurons if not np.array_equal(batched.spikes[pop][0], batched.spikes[pop][2])]
+    differ = [pop for pop in prog.neurons if not np.array_equal(batched.spikes[pop][0], batched.spikes[pop][1])]
     assert len(differ) >= len(prog.neurons) // 2, differ
 
 
