@@ -1,7 +1,11 @@
 """Emulator vs Lava (Loihi2SimCfg fixed_pt) on the same compiled circuits, measured side by side in one run.
 
 Circuit: Input(n) -> Linear(n x n) -> LIF(n) -> Linear(n x n) [-> STDP] -> LIF(n), inputs spiking with
-probability 0.05 per step, compiled once by neuro_hw.compile and run by both backends on identical payloads.
+probability 0.05 per step and both layers firing at about 5 % per step (``GAINS``; the measured rates are
+printed), compiled once by neuro_hw.compile and run by both backends on identical payloads.  STDP is pair STDP
+with t_epoch = 1: every pre spike updates its column and every post spike its row of the weight matrix.
+Lava's learning engine evaluates the whole matrix every step; the emulator only the synapses the rule can
+change (same integers, see emulator/learning.py), so its speed depends on the firing rates and Lava's does not.
 
 Per-step cost is the slope between two run lengths (``t(T2) - t(T1)) / (T2 - T1)``), so Lava's start-up
 (worker process, ``import lava``, compile, fork: about 1 s per call) is reported separately and does not
@@ -113,6 +117,8 @@ def bench_case(n: int, stdp: bool, lava_steps: tuple[int, int], emu_steps: tuple
         "bit_exact": check.passed,
         "values_compared": check.compared_values,
         "spikes_l2": int(lava_res.spikes["l2"].sum()),
+        "rate_l1": float(lava_res.spikes["l1"].mean()),
+        "rate_l2": float(lava_res.spikes["l2"].mean()),
     }
 
 
@@ -158,13 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     if q:
         plan = [(n, s, (a // 2, b // 3), (c // 5, d // 5)) for n, s, (a, b), (c, d) in plan]
     cases = []
-    print(f"{'n':>5} {'STDP':>5} {'Lava steps/s':>13} {'emulator steps/s':>17} {'ratio':>8} {'exact':>6}")
+    print(
+        f"{'n':>5} {'STDP':>5} {'Lava steps/s':>13} {'emulator steps/s':>17} {'ratio':>8} {'exact':>6} "
+        f"{'rates l1/l2':>12}"
+    )
     for n, stdp, lava_steps, emu_steps in plan:
         r = bench_case(n, stdp, lava_steps, emu_steps)
         cases.append(r)
         print(
             f"{n:>5} {str(stdp):>5} {r['lava_steps_per_s']:>13.1f} {r['emulator_steps_per_s']:>17.1f} "
-            f"{r['ratio']:>7.1f}x {str(r['bit_exact']):>6}"
+            f"{r['ratio']:>7.1f}x {str(r['bit_exact']):>6} {r['rate_l1']:>6.3f}/{r['rate_l2']:.3f}"
         )
     single_100 = next(c for c in cases if c["n"] == 100 and c["stdp"])
     batched = bench_batched(100, 64, (50, 250) if q else (100, 500), single_100)

@@ -190,9 +190,7 @@ class EmulatorRun:
         self.static_w: dict[str, np.ndarray] = {}
         self.engines: dict[str, LearningEngine] = {}
         self.fed: dict[str, DenseSynapse] = {}  # static connections from an input: a chunk at a time
-        for index, (name, conn) in enumerate(
-            (n, c) for n, c in program.connections.items() if c.learning is not None
-        ):
+        for index, (name, conn) in enumerate((n, c) for n, c in program.connections.items() if c.learning is not None):
             w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
             eng = LearningEngine(name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full)
             self.engines[name] = eng
@@ -262,9 +260,7 @@ class EmulatorRun:
             name: np.zeros((batch, steps, eng.z.shape[1]), dtype=np.int32) for name, eng in self.engines.items()
         } if full else {}  # fmt: skip
         rows = {int(k) - start: i for i, k in enumerate(weight_steps)}
-        n_bytes = sum(
-            batch * len(rows) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in self.engines.values()
-        )
+        n_bytes = sum(batch * len(rows) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in self.engines.values())
         if n_bytes > MAX_WEIGHT_RECORD_BYTES:
             raise InputError(
                 f"recording the plastic weights at {len(rows)} steps needs {n_bytes / 2**30:.1f} GiB; "

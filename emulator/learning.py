@@ -455,4 +455,3 @@ class LearningEngine:
             self.tag1_at_min = bool(low_tag1)
         else:
             self.tag1_at_min |= bool(low_tag1)
-

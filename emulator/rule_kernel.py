@@ -47,12 +47,12 @@ ACC_MIN = -(2**15) - 1
 ACC_MAX = 2**15 - 1
 TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
 
-_HEADER = '''import numpy as np
+_HEADER = """import numpy as np
 from numba import njit, prange
 from neuro_hw.emulator.intmath import clip, wrap32
-'''
+"""
 
-_DRIVER = '''
+_DRIVER = """
 
 @njit(cache=True, nogil=True, parallel={PARALLEL})
 def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_add):
@@ -85,7 +85,7 @@ def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_
         tx[b] = 0  # the epoch's spike times are consumed
         ty[b] = 0
     return low.any()
-'''
+"""
 
 _loaded: dict[str, ModuleType] = {}
 

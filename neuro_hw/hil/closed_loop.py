@@ -4,7 +4,9 @@ Each chunk of ``chunk`` steps the host callback receives the previous chunk's Re
 first) and returns the next chunk's stimuli in float units, ``(chunk, n)`` per input, e.g. an environment
 that reads motor spikes and writes sensor spikes.  The circuit's state (voltages, traces, weights) carries
 over between chunks: a chunked run with fixed stimuli equals one long run (tests/hil/test_closed_loop.py).
-The loop runs on the emulator (bit-exact with Lava); a persistent Lava session is in progress.
+The loop runs on the emulator (:class:`~neuro_hw.emulator.EmulatorSession`) or on Lava
+(:class:`~neuro_hw.targets.loihi2.lava_session.LavaSession`: one persistent Lava run, built once, stepped
+chunk by chunk); both give identical trajectories (tests/hil/test_closed_loop.py).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ def open_session(program: Program, backend: str, seed: int = 0) -> Session:
 
         return EmulatorSession(program, seed=seed)
     if backend == "lava":
-        if importlib.util.find_spec("neuro_hw.targets.loihi2.lava_session") is None:
+        if importlib.util.find_spec("lava") is None:
             raise InputError(
-                "closed-loop stepping on Lava is not available yet (no persistent Lava session); use 'emulator', "
-                "which is bit-exact with Lava",
+                "closed-loop stepping on Lava is not available yet in this environment (lava-nc is not "
+                "installed); use 'emulator', which is bit-exact with Lava",
                 field="backend",
             )
         from neuro_hw.targets.loihi2.lava_session import LavaSession

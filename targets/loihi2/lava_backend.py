@@ -289,6 +289,7 @@ def _normalize_inputs(
     arrays, seeds, _ = normalize_payloads(program, inputs, steps, seed)
     return arrays, seeds
 
+
 # --------------------------------------------------------------------------------------------------
 # recording plan and read-out
 # --------------------------------------------------------------------------------------------------

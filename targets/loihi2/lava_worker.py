@@ -25,7 +25,7 @@ import pickle
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def _building(kind: str, name: str) -> Iterator[None]:
         raise BuildError(f"building the Lava process for {kind} {name!r}: {type(err).__name__}: {err}") from err
 
 
-class _ModelError(Exception):
+class ModelError(Exception):
     """A Lava process model raised; carries the models' own tracebacks."""
 
     def __init__(self, message: str, model_tracebacks: list[str]) -> None:
@@ -120,7 +120,10 @@ def _rec(spec: dict[str, Any], trial: int, label: str, keys: dict[str, str]) -> 
             "offset": trial * int(np.prod(per_trial, dtype=np.int64)) * itemsize,
             "shape": list(per_trial),
         }
-    return {"label": label, "error_dir": str(Path(spec["workdir"]) / "errors"), "arrays": arrays}
+    rec: dict[str, Any] = {"label": label, "error_dir": str(Path(spec["workdir"]) / "errors"), "arrays": arrays}
+    if spec.get("ring"):
+        rec["ring"] = int(spec["ring"])  # ring-buffer rows (persistent session, see recording.py)
+    return rec
 
 
 def _learning_rule(conn: Any, rng_seed: int) -> Any:
@@ -211,7 +214,7 @@ def _make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
         keys = {"w": f"{name}.w", "t": f"{name}.t", "d": f"{name}.d"}
         keys.update({k: f"{name}.{k}" for k in ("x1", "x2", "y1", "y2", "y3")})
         rec = _rec(spec, trial, name, keys)
-        rec["rows"] = spec["rows"]
+        rec["rows"] = spec.get("rows")
         rule = _learning_rule(conn, spec["learning_seeds"][name][trial])
         return LearningDense(weights=weights, learning_rule=rule, nh_rec=rec, **common)
     rec = _rec(spec, trial, name, {"w": f"{name}.w"})
@@ -220,8 +223,18 @@ def _make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
     return Dense(weights=weights, nh_rec=rec, **common)
 
 
-def build_component(spec: dict[str, Any], comp: dict[str, list[str]], trial: int) -> dict[str, Any]:
-    """Create the Lava processes of one component for one trial and connect them."""
+def build_component(
+    spec: dict[str, Any],
+    comp: dict[str, list[str]],
+    trial: int,
+    make_input: Callable[[dict[str, Any], str, int], Any] | None = None,
+) -> dict[str, Any]:
+    """Create the Lava processes of one component for one trial and connect them.
+
+    Inputs become ``RingBuffer`` processes holding ``spec["inputs"]``, unless ``make_input(spec, name,
+    trial)`` is given: then it creates each input's process (anything with an ``s_out`` port of shape
+    ``(n,)``; the persistent session passes its chunk source).
+    """
     from lava.proc.io.source import RingBuffer
 
     program = spec["program"]
@@ -229,6 +242,9 @@ def build_component(spec: dict[str, Any], comp: dict[str, list[str]], trial: int
     procs: dict[str, Any] = {}
     for name in comp["inputs"]:
         with _building("input", name):
+            if make_input is not None:
+                procs[name] = make_input(spec, name, trial)
+                continue
             data = np.ascontiguousarray(spec["inputs"][name][trial].T)  # (n, steps): column k-1 sent at step k
             procs[name] = RingBuffer(data=data.astype(np.float64 if floating else np.int32))
     for name in comp["neurons"]:
@@ -248,7 +264,7 @@ def build_component(spec: dict[str, Any], comp: dict[str, list[str]], trial: int
     return procs
 
 
-def _collect_model_errors(proc: Any, workdir: Path) -> list[str]:
+def collect_model_errors(proc: Any, workdir: Path) -> list[str]:
     """Tracebacks of the Lava process models that raised.
 
     Our recording models write theirs (with node name and time step) into ``workdir/errors``; for
@@ -316,9 +332,9 @@ def run(spec: dict[str, Any]) -> None:
                 t2 = time.perf_counter()
                 root.run(condition=RunSteps(num_steps=steps))
             except Exception as err:
-                model_tbs = _collect_model_errors(root, workdir)
+                model_tbs = collect_model_errors(root, workdir)
                 if model_tbs:
-                    raise _ModelError(str(err), model_tbs) from err
+                    raise ModelError(str(err), model_tbs) from err
                 raise
             t3 = time.perf_counter()
             if spec["read_back"]:
@@ -344,6 +360,22 @@ def run(spec: dict[str, Any]) -> None:
             pickle.dump({k: np.stack(v) for k, v in readback.items()}, f)
 
 
+def write_error(workdir: Path, err: BaseException) -> None:
+    """Write ``workdir/error.json`` (read by ``lava_backend._raise_worker_failure``) for ``err``.
+
+    Call it from the ``except`` clause that caught ``err`` (the traceback is ``format_exc()``).
+    """
+    info = {
+        "type": type(err).__name__,
+        "message": str(err),
+        "traceback": traceback.format_exc(),
+        "model_tracebacks": getattr(err, "model_tracebacks", []),
+    }
+    tmp = workdir / (ERROR_FILE + ".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, workdir / ERROR_FILE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m ...lava_worker <workdir>``."""
     argv = sys.argv[1:] if argv is None else argv
@@ -354,15 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(spec)
     except BaseException as err:  # noqa: B036 - report everything, then kill the group
-        info = {
-            "type": type(err).__name__,
-            "message": str(err),
-            "traceback": traceback.format_exc(),
-            "model_tracebacks": getattr(err, "model_tracebacks", []),
-        }
-        tmp = workdir / (ERROR_FILE + ".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, workdir / ERROR_FILE)
+        write_error(workdir, err)
         # A failed Lava runtime cannot be stopped reliably (workers may be blocked on channels):
         # unlink its shared memory and SIGKILL the whole process group, ourselves included.
         hard_exit_group(workdir)

@@ -16,6 +16,8 @@ the Lava backend:
   asks the kernel to send it SIGTERM when the parent dies (``PR_SET_PDEATHSIG``), and turns SIGTERM
   into "unlink my segments (and, if the parent is gone, the work directory), then SIGKILL my whole
   process group".
+* :func:`reap_group` is that ``finally`` clause on its own (also used by the persistent session of
+  :mod:`.lava_session`, which keeps its worker alive between commands).
 * :func:`group_members` lists live processes of a process group (used by tests).
 
 The guard imposes no time limit unless the caller passes ``timeout``.
@@ -66,7 +68,7 @@ class GuardedRun:
     seconds: float
 
 
-def _exited_without_reaping(pid: int, block: bool) -> bool:
+def exited_without_reaping(pid: int, block: bool) -> bool:
     """True if ``pid`` has exited; the zombie is left in place (``WNOWAIT``) so its pid stays reserved."""
     flags = os.WEXITED | os.WNOWAIT | (0 if block else os.WNOHANG)
     try:
@@ -74,6 +76,9 @@ def _exited_without_reaping(pid: int, block: bool) -> bool:
     except ChildProcessError:
         return True
     return info is not None
+
+
+_exited_without_reaping = exited_without_reaping  # former private name
 
 
 def _state(pid: int) -> str | None:
@@ -163,6 +168,27 @@ def child_pids(pid: int | None = None) -> list[int]:
     return children
 
 
+def reap_group(proc: subprocess.Popen, workdir: str | os.PathLike | None = None) -> int:
+    """SIGKILL the process group led by ``proc`` (started with ``start_new_session=True``), reap ``proc``.
+
+    The group is killed **before** ``proc`` is reaped: until then its pid -- the group id -- cannot have
+    been reused.  Lava workers that were mid-exit may hold the group for a moment, so the kill is repeated
+    until :func:`group_members` is empty (for at most about a second).  Then the shared-memory segments
+    recorded in ``workdir`` are unlinked.  Call it once per process: once ``proc`` is reaped and its
+    group is empty, the pid may be reused.  Returns ``proc``'s exit status.
+    """
+    kill_group(proc.pid)
+    returncode = proc.wait()
+    for _ in range(100):
+        if not group_members(proc.pid):
+            break
+        kill_group(proc.pid)
+        time.sleep(0.01)
+    if workdir is not None:
+        unlink_recorded_shm(workdir)
+    return returncode
+
+
 def run_guarded(
     module: str,
     workdir: str | os.PathLike,
@@ -217,11 +243,11 @@ def run_guarded(
     aborted = False
     try:
         if timeout is None and error_dir is None:
-            _exited_without_reaping(proc.pid, block=True)
+            exited_without_reaping(proc.pid, block=True)
         else:
             deadline = None if timeout is None else t0 + timeout
             error_seen_at: float | None = None
-            while not _exited_without_reaping(proc.pid, block=False):
+            while not exited_without_reaping(proc.pid, block=False):
                 now = time.perf_counter()
                 if deadline is not None and now >= deadline:
                     timed_out = True
@@ -235,16 +261,7 @@ def run_guarded(
                         break
                 time.sleep(0.005)
     finally:
-        # The child is not reaped yet (zombie or alive), so its pid -- the group id -- is still ours.
-        kill_group(proc.pid)
-        returncode = proc.wait()
-        # Lava workers that were mid-exit may still hold the group for a moment; make sure.
-        for _ in range(100):
-            if not group_members(proc.pid):
-                break
-            kill_group(proc.pid)
-            time.sleep(0.01)
-        unlink_recorded_shm(workdir)
+        returncode = reap_group(proc, workdir)
     seconds = time.perf_counter() - t0
     log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
     return GuardedRun(

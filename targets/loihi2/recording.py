@@ -11,8 +11,9 @@ Lava stores in ``proc_params``)::
     {"label": "pop",                       # node name, for error messages
      "error_dir": "/dev/shm/.../errors",   # where a traceback is written if the model raises
      "arrays": {key: {"path": str, "dtype": str, "offset": int, "shape": [...]}},
-     "rows": [-1, 0, 1, ...]}              # plastic connections: memmap row of the weights after
+     "rows": [-1, 0, 1, ...],              # plastic connections: memmap row of the weights after
                                            # step k (index k = 1..T; -1 = not sampled)
+     "ring": C}                            # optional (persistent sessions): ring-buffer rows, see below
 
 What is recorded, and when (``time_step`` k is 1-based, row k-1 holds the end of step k):
 
@@ -29,6 +30,12 @@ What is recorded, and when (``time_step`` k is 1-based, row k-1 holds the end of
     end of ``run_spk`` of step k and again -- overwriting the same rows -- at the end of
     ``run_lrn`` when the learning phase runs that step (``time_step % t_epoch == 0``).  So they
     hold exactly what ``Var.get()`` would return after k steps.
+
+Ring-buffer rows (``"ring": C`` in the plan, used by :mod:`.lava_session`): the per-step arrays have
+``C`` rows and step k goes to row ``(k-1) % C``; the plastic ``w``/``t``/``d`` arrays have ``C + 1``
+rows, row 0 holding the effective initial values (written at step 1 as above) and the values after
+step k going to row ``1 + (k-1) % C`` (``rows`` is ignored).  The reader must collect a row before
+it is overwritten, i.e. at least every ``C`` steps.
 
 Any exception inside ``run_spk``/``run_lrn`` is also written, with its traceback, to
 ``error_dir/<label>.<pid>.txt`` before it propagates (Lava itself only reports
@@ -97,6 +104,11 @@ class _Recorder:
         except OSError:
             pass
 
+    def _nh_step_row(self, k: int) -> int:
+        """Row of the per-step arrays for time step ``k`` (1-based): ``k-1``, or ``(k-1) % C`` in ring mode."""
+        ring = self._nh_spec().get("ring")
+        return (k - 1) % int(ring) if ring else k - 1
+
     def _nh_put(self, key: str, row: int, value: np.ndarray) -> None:
         arrays = self._nh_arrays()
         if key in arrays and 0 <= row < arrays[key].shape[0]:
@@ -110,7 +122,7 @@ class _LifRecording(_Recorder):
     def run_spk(self) -> None:
         try:
             super().run_spk()  # type: ignore[misc]
-            k = self.time_step - 1  # type: ignore[attr-defined]
+            k = self._nh_step_row(self.time_step)  # type: ignore[attr-defined]
             self._nh_put("s", k, self.s_out_buff)  # type: ignore[attr-defined]
             self._nh_put("u", k, self.u)  # type: ignore[attr-defined]
             self._nh_put("v", k, self.v)  # type: ignore[attr-defined]
@@ -181,13 +193,19 @@ class RecDelayDenseFloat(_StaticRecording, PyDelayDenseModelFloat):
 class _LearningRecording(_Recorder):
     def _nh_snapshot(self) -> None:
         k = self.time_step  # type: ignore[attr-defined]
-        rows = self._nh_spec().get("rows")
-        row = rows[k] if rows is not None and k < len(rows) else -1
+        spec = self._nh_spec()
+        ring = spec.get("ring")
+        if ring:
+            row = 1 + (k - 1) % int(ring)
+        else:
+            rows = spec.get("rows")
+            row = rows[k] if rows is not None and k < len(rows) else -1
         if row >= 0:
             for key, var in SYNAPSE_VARS.items():
                 self._nh_put(key, row, getattr(self, var))
+        step_row = self._nh_step_row(k)
         for key in TRACE_VARS:
-            self._nh_put(key, k - 1, getattr(self, key))
+            self._nh_put(key, step_row, getattr(self, key))
 
     def run_spk(self) -> None:
         try:
