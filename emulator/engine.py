@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from neuro_hw.compile.checks import check_program
 from neuro_hw.compile.payloads import normalize_payloads
 from neuro_hw.compile.program import LEARNING_TRACES, Program
 from neuro_hw.errors import InputError, ValidationError
@@ -38,75 +39,14 @@ RECORD_MODES = ("all", "spikes")
 PRECOMPUTE_BYTES = 256 * 2**20
 #: Largest recording of learned weights/tags (bytes) before weights_every or record="spikes" is required.
 MAX_WEIGHT_RECORD_BYTES = 8 * 2**30
-MAX_DELAY = 63
 
 
 # --------------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------------
 def validate_program(program: Program) -> None:
-    """Check that ``program`` is well formed and expressible in Lava 0.10 (same refusals as the Lava backend)."""
-    if not isinstance(program, Program):
-        raise TypeError(f"expected a Program, got {type(program).__name__}")
-    for name in program.inputs:
-        if name in program.neurons:
-            raise ValidationError("an input and a population share this name", node=name)
-    for name, pop in program.neurons.items():
-        if pop.model != "lif":
-            raise ValidationError(f"neuron model {pop.model!r} is not supported (only 'lif')", node=name, field="model")
-    for name, conn in program.connections.items():
-        if conn.source not in program.inputs and conn.source not in program.neurons:
-            raise ValidationError(f"unknown source {conn.source!r}", node=name, field="source")
-        if conn.target not in program.neurons:
-            raise ValidationError(f"target {conn.target!r} is not a neuron population", node=name, field="target")
-        expected = (program.neurons[conn.target].n, program.source_size(conn.source))
-        if conn.weights.ndim != 2 or tuple(conn.weights.shape) != expected:
-            raise ValidationError(
-                f"weights have shape {tuple(conn.weights.shape)}, expected (n_target, n_source) = {expected}",
-                node=name,
-                field="weights",
-            )
-        if not 1 <= int(conn.num_weight_bits) <= 8:
-            raise ValidationError("num_weight_bits must be 1..8", node=name, field="num_weight_bits")
-        src = program.inputs.get(conn.source)
-        if src is not None and src.graded and conn.num_message_bits <= 0:
-            raise ValidationError(
-                f"source {conn.source!r} sends graded payloads but num_message_bits is {conn.num_message_bits}; "
-                "a binary Dense would treat every nonzero payload as a 1",
-                node=name,
-                field="num_message_bits",
-            )
-        if conn.delays is not None:
-            if np.any(conn.delays < 0) or np.any(conn.delays > MAX_DELAY):
-                raise ValidationError(f"delays must lie in 0..{MAX_DELAY}", node=name, field="delays")
-            if conn.learning is not None:
-                raise ValidationError(
-                    "Lava 0.10 has no plastic connection with synaptic delays", node=name, field="delays"
-                )
-        lp = conn.learning
-        if lp is None:
-            continue
-        for src_name in lp.third_factor.values():
-            if src_name not in program.inputs and src_name not in program.neurons:
-                raise ValidationError(
-                    f"unknown third-factor source {src_name!r}", node=name, field="learning.third_factor"
-                )
-            if program.source_size(src_name) != program.neurons[conn.target].n:
-                raise ValidationError(
-                    f"third-factor source {src_name!r} has {program.source_size(src_name)} channels, the target "
-                    f"population {conn.target!r} has {program.neurons[conn.target].n}",
-                    node=name,
-                    field="learning.third_factor",
-                )
-        if lp.third_factor:
-            used = {k: v for k, v in lp.impulses.items() if k.startswith("y") and float(v) != 0.0}
-            if used:
-                raise ValidationError(
-                    f"a 3-factor rule drives y1..y3 from the third-factor inputs, so the y impulses {used} "
-                    "would be ignored",
-                    node=name,
-                    field="learning.impulses",
-                )
+    """Check that ``program`` is well formed and expressible in Lava 0.10 (the Lava backend's checks)."""
+    check_program(program, ValidationError)
 
 
 def normalize_inputs(

@@ -217,6 +217,9 @@ class LearningEngine:
     live in one float64 bank ``z`` ``(B, Kx*n_pre + Ky*n_post)`` holding integers (only the traces
     that can be nonzero), ``tx``/``ty`` hold the within-epoch spike times (0 = none).
 
+    The Program has passed :func:`neuro_hw.compile.checks.check_program` (rule keys, t_epoch, trace names,
+    third factors); rule strings that Lava's parser refuses raise :class:`ValidationError` here.
+
     Parameters
     ----------
     name:
@@ -254,24 +257,10 @@ class LearningEngine:
         self.batch = batch
         self.n_post, self.n_pre = weights.shape
         self.t_epoch = int(learning.t_epoch)
-        if self.t_epoch < 1:
-            raise ValidationError("t_epoch must be >= 1", node=name, field="learning.t_epoch")
         self.three_factor = dict(learning.third_factor)
-        for trace in self.three_factor:
-            if trace not in Y_TRACES:
-                raise ValidationError(
-                    f"third factor must drive y1, y2 or y3, not {trace!r}", node=name, field="learning.third_factor"
-                )
 
         # ---- rules --------------------------------------------------------------------------------
         rules = {k: v for k, v in learning.rules.items() if v is not None and str(v).strip() != ""}
-        unknown = set(rules) - set(TARGET_ORDER)
-        if unknown or not rules:
-            raise ValidationError(
-                f"rules must be a non-empty mapping with keys dw, dt, dd (got {sorted(learning.rules)})",
-                node=name,
-                field="learning.rules",
-            )
         try:
             self.decimation = decimation_exponent(rules)
             parsed = {tgt: parse_microcode(rules[tgt]) for tgt in TARGET_ORDER if tgt in rules}
@@ -283,14 +272,8 @@ class LearningEngine:
         used = {f.var for p in products for f in p.factors}
         self.vars_changed = {TARGET_VARIABLE[tgt] for tgt in parsed}
         # ---- traces -------------------------------------------------------------------------------
-        for key in list(learning.impulses) + list(learning.taus):
-            if key not in LEARNING_TRACES:
-                raise ValidationError(f"unknown trace {key!r}", node=name, field="learning")
         imp = {k: float(learning.impulses.get(k, 0.0)) for k in LEARNING_TRACES}
         tau = {k: int(learning.taus.get(k, 0)) for k in LEARNING_TRACES}
-        for k in LEARNING_TRACES:
-            if imp[k] < 0 or tau[k] < 0:
-                raise ValidationError(f"{k}: impulse and tau must be >= 0", node=name, field="learning")
         if self.three_factor:
             for k in Y_TRACES:
                 imp[k], tau[k] = 0.0, TAU_3F

@@ -92,9 +92,10 @@ from typing import Any
 
 import numpy as np
 
+from neuro_hw.compile.checks import check_program
 from neuro_hw.compile.payloads import normalize_payloads
-from neuro_hw.compile.program import LEARNING_TRACES, Program, learning_rng_seed
-from neuro_hw.errors import InputError, NeuroHWError, ValidationError
+from neuro_hw.compile.program import Program, learning_rng_seed
+from neuro_hw.errors import InputError, NeuroHWError
 from neuro_hw.result import Result
 
 from .process_guard import run_guarded
@@ -191,94 +192,22 @@ def _check_hardware() -> None:
 # validation
 # --------------------------------------------------------------------------------------------------
 def _validate_program(program: Program, select_tag: str) -> dict[str, int]:
-    """Check that the Program can be lowered; return the float unit exponent ``e_p`` of each population."""
-    for name in program.inputs:
-        if name in program.neurons:
-            raise ValidationError("an input and a population share this name", node=name)
-    for name, pop in program.neurons.items():
-        if pop.model != "lif":
-            raise UnsupportedProgramError(
-                f"neuron model {pop.model!r} has no Lava lowering (only 'lif')", node=name, field="model"
-            )
+    """Check that the Program can be lowered (:func:`~neuro_hw.compile.checks.check_program`); return the
+    float unit exponent ``e_p`` of each population (floating_pt: the ``weight_exp`` of its plastic inputs)."""
+    check_program(program, UnsupportedProgramError, max_delay=None)  # Lava's DelayDense checks its own bound
     float_exp: dict[str, int | None] = {name: None for name in program.neurons}
     for name, conn in program.connections.items():
-        if conn.source not in program.inputs and conn.source not in program.neurons:
-            raise ValidationError(f"unknown source {conn.source!r}", node=name, field="source")
-        if conn.target not in program.neurons:
-            raise ValidationError(f"target {conn.target!r} is not a neuron population", node=name, field="target")
-        expected = (program.neurons[conn.target].n, program.source_size(conn.source))
-        if conn.weights.ndim != 2 or tuple(conn.weights.shape) != expected:
-            raise ValidationError(
-                f"weights have shape {tuple(conn.weights.shape)}, expected (n_target, n_source) = {expected}",
-                node=name,
-                field="weights",
-            )
-        src = program.inputs.get(conn.source)
-        if src is not None and src.graded and conn.num_message_bits <= 0:
-            raise ValidationError(
-                f"source {conn.source!r} sends graded payloads but num_message_bits is {conn.num_message_bits}; "
-                "a binary Dense would treat every nonzero payload as a 1",
-                node=name,
-                field="num_message_bits",
-            )
-        if conn.delays is not None and np.any(conn.delays < 0):
-            raise ValidationError("delays must be >= 0", node=name, field="delays")
-        lp = conn.learning
-        if lp is None:
+        if conn.learning is None or select_tag != "floating_pt":
             continue
-        if conn.delays is not None:
+        prev = float_exp[conn.target]
+        if prev is not None and prev != int(conn.weight_exp):
             raise UnsupportedProgramError(
-                "Lava 0.10 has no plastic connection with synaptic delays (LearningDense ignores delays)",
+                f"floating_pt: plastic connections into {conn.target!r} have different weight_exp "
+                f"({prev} and {conn.weight_exp}); their learning rates cannot share one float unit",
                 node=name,
-                field="delays",
+                field="weight_exp",
             )
-        unknown = set(lp.rules) - {"dw", "dt", "dd"}
-        if unknown or not any(lp.rules.get(k) for k in ("dw", "dt", "dd")):
-            raise ValidationError(
-                f"rules must be a non-empty mapping with keys dw, dt, dd (got {sorted(lp.rules)})",
-                node=name,
-                field="learning.rules",
-            )
-        if int(lp.t_epoch) < 1:
-            raise ValidationError("t_epoch must be >= 1", node=name, field="learning.t_epoch")
-        for key in list(lp.impulses) + list(lp.taus):
-            if key not in LEARNING_TRACES:
-                raise ValidationError(f"unknown trace {key!r}", node=name, field="learning")
-        for trace, src_name in lp.third_factor.items():
-            if trace not in ("y1", "y2", "y3"):
-                raise ValidationError(
-                    f"third factor must drive y1, y2 or y3, not {trace!r}", node=name, field="learning.third_factor"
-                )
-            if src_name not in program.inputs and src_name not in program.neurons:
-                raise ValidationError(
-                    f"unknown third-factor source {src_name!r}", node=name, field="learning.third_factor"
-                )
-            if program.source_size(src_name) != program.neurons[conn.target].n:
-                raise ValidationError(
-                    f"third-factor source {src_name!r} has {program.source_size(src_name)} channels, the target "
-                    f"population {conn.target!r} has {program.neurons[conn.target].n}",
-                    node=name,
-                    field="learning.third_factor",
-                )
-        if lp.third_factor:
-            used = {k: v for k, v in lp.impulses.items() if k.startswith("y") and float(v) != 0.0}
-            if used:
-                raise UnsupportedProgramError(
-                    f"a 3-factor rule (third_factor={lp.third_factor}) drives all post traces y1..y3 from the "
-                    f"s_in_y ports (Loihi3FLearningRule), so the y impulses {used} would be ignored",
-                    node=name,
-                    field="learning.impulses",
-                )
-        if select_tag == "floating_pt":
-            prev = float_exp[conn.target]
-            if prev is not None and prev != int(conn.weight_exp):
-                raise UnsupportedProgramError(
-                    f"floating_pt: plastic connections into {conn.target!r} have different weight_exp "
-                    f"({prev} and {conn.weight_exp}); their learning rates cannot share one float unit",
-                    node=name,
-                    field="weight_exp",
-                )
-            float_exp[conn.target] = int(conn.weight_exp)
+        float_exp[conn.target] = int(conn.weight_exp)
     return {k: (0 if v is None else v) for k, v in float_exp.items()}
 
 

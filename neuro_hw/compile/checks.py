@@ -1,0 +1,117 @@
+"""Can a Program run on the Loihi 2 fixed-point backends?  One set of checks for the emulator and Lava.
+
+:func:`check_program` refuses, with an error naming the node and field:
+
+* structure (:class:`~neuro_hw.errors.ValidationError`): a name used by an input and a population,
+  unknown sources/targets, weight shapes, ``num_weight_bits`` outside 1..8, graded payloads into a
+  binary connection, delays outside 0..63, learning rules without dw/dt/dd, ``t_epoch < 1``, unknown
+  traces, negative impulses or taus, third factors on other traces than y1..y3, from unknown sources
+  or of the wrong size;
+* what Lava 0.10 cannot express (``unsupported``, a :class:`~neuro_hw.errors.NeuroHWError` subclass
+  chosen by the backend): neuron models other than LIF, plastic connections with delays, y impulses
+  in a 3-factor rule (Lava's ``Loihi3FLearningRule`` drives y1..y3 from the third-factor ports only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuro_hw.compile.program import LEARNING_TRACES, Program
+from neuro_hw.errors import NeuroHWError, ValidationError
+
+#: Largest synaptic delay (steps) of a DelayDense.
+MAX_DELAY = 63
+
+
+def check_program(
+    program: Program, unsupported: type[NeuroHWError] = ValidationError, max_delay: int | None = MAX_DELAY
+) -> None:
+    """Raise if ``program`` is inconsistent (:class:`ValidationError`) or not expressible (``unsupported``).
+
+    ``max_delay=None`` leaves the upper delay bound to the backend (Lava's DelayDense model raises).
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"expected a Program, got {type(program).__name__}")
+    for name in program.inputs:
+        if name in program.neurons:
+            raise ValidationError("an input and a population share this name", node=name)
+    for name, pop in program.neurons.items():
+        if pop.model != "lif":
+            raise unsupported(f"neuron model {pop.model!r} has no Lava lowering (only 'lif')", node=name, field="model")
+    for name, conn in program.connections.items():
+        _check_connection(program, name, conn, unsupported, max_delay)
+
+
+def _check_connection(program: Program, name: str, conn, unsupported, max_delay: int | None) -> None:  # type: ignore[no-untyped-def]
+    if conn.source not in program.inputs and conn.source not in program.neurons:
+        raise ValidationError(f"unknown source {conn.source!r}", node=name, field="source")
+    if conn.target not in program.neurons:
+        raise ValidationError(f"target {conn.target!r} is not a neuron population", node=name, field="target")
+    expected = (program.neurons[conn.target].n, program.source_size(conn.source))
+    if conn.weights.ndim != 2 or tuple(conn.weights.shape) != expected:
+        raise ValidationError(
+            f"weights have shape {tuple(conn.weights.shape)}, expected (n_target, n_source) = {expected}",
+            node=name,
+            field="weights",
+        )
+    if not 1 <= int(conn.num_weight_bits) <= 8:
+        raise ValidationError("num_weight_bits must be 1..8", node=name, field="num_weight_bits")
+    src = program.inputs.get(conn.source)
+    if src is not None and src.graded and conn.num_message_bits <= 0:
+        raise ValidationError(
+            f"source {conn.source!r} sends graded payloads but num_message_bits is {conn.num_message_bits}; "
+            "a binary Dense would treat every nonzero payload as a 1",
+            node=name,
+            field="num_message_bits",
+        )
+    if conn.delays is not None and np.any(conn.delays < 0):
+        raise ValidationError("delays must be >= 0", node=name, field="delays")
+    if conn.delays is not None and max_delay is not None and np.any(conn.delays > max_delay):
+        raise ValidationError(f"delays must lie in 0..{max_delay}", node=name, field="delays")
+    lp = conn.learning
+    if lp is None:
+        return
+    if conn.delays is not None:
+        raise unsupported(
+            "Lava 0.10 has no plastic connection with synaptic delays (LearningDense ignores delays)",
+            node=name,
+            field="delays",
+        )
+    unknown = set(lp.rules) - {"dw", "dt", "dd"}
+    if unknown or not any(lp.rules.get(k) for k in ("dw", "dt", "dd")):
+        raise ValidationError(
+            f"rules must be a non-empty mapping with keys dw, dt, dd (got {sorted(lp.rules)})",
+            node=name,
+            field="learning.rules",
+        )
+    if int(lp.t_epoch) < 1:
+        raise ValidationError("t_epoch must be >= 1", node=name, field="learning.t_epoch")
+    for key in list(lp.impulses) + list(lp.taus):
+        if key not in LEARNING_TRACES:
+            raise ValidationError(f"unknown trace {key!r}", node=name, field="learning")
+    for key, value in list(lp.impulses.items()) + list(lp.taus.items()):
+        if float(value) < 0:
+            raise ValidationError(f"{key}: impulse and tau must be >= 0", node=name, field="learning")
+    for trace, src_name in lp.third_factor.items():
+        if trace not in ("y1", "y2", "y3"):
+            raise ValidationError(
+                f"third factor must drive y1, y2 or y3, not {trace!r}", node=name, field="learning.third_factor"
+            )
+        if src_name not in program.inputs and src_name not in program.neurons:
+            raise ValidationError(f"unknown third-factor source {src_name!r}", node=name, field="learning.third_factor")
+        if program.source_size(src_name) != program.neurons[conn.target].n:
+            raise ValidationError(
+                f"third-factor source {src_name!r} has {program.source_size(src_name)} channels, the target "
+                f"population {conn.target!r} has {program.neurons[conn.target].n}",
+                node=name,
+                field="learning.third_factor",
+            )
+    if lp.third_factor:
+        used = {k: v for k, v in lp.impulses.items() if k.startswith("y") and float(v) != 0.0}
+        if used:
+            raise unsupported(
+                f"a 3-factor rule (third_factor={lp.third_factor}) drives all post traces y1..y3 from the "
+                f"s_in_y ports (Loihi3FLearningRule), so the y impulses {used} would be ignored",
+                node=name,
+                field="learning.impulses",
+            )
