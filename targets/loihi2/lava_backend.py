@@ -94,7 +94,7 @@ import numpy as np
 
 from neuro_hw.compile.checks import check_program
 from neuro_hw.compile.payloads import normalize_payloads
-from neuro_hw.compile.program import Program, learning_rng_seed
+from neuro_hw.compile.program import LEARNING_TRACES, Program, learning_rng_seed
 from neuro_hw.errors import InputError, NeuroHWError
 from neuro_hw.result import Result
 
@@ -317,6 +317,48 @@ def _raise_worker_failure(workdir: Path, run: Any) -> None:
     )
 
 
+def pack_recordings(
+    program: Program,
+    arrays: Mapping[str, np.ndarray],
+    batch: int,
+    steps: int,
+    weight_steps: np.ndarray,
+    float_exp: Mapping[str, int] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The recorded arrays (keys ``"pop.s|u|v"``, ``"conn.w|t|d|x1..y3"``) as Result ``spikes, states,
+    weights, weight_steps``; plastic variables at ``weight_steps``, static weights once at step 0.
+
+    ``float_exp`` (floating_pt): convert ``u``, ``v`` and weights back to the fixed-point units (module doc).
+    """
+    spikes: dict[str, np.ndarray] = {}
+    states: dict[str, np.ndarray] = {}
+    weights: dict[str, np.ndarray] = {}
+    wsteps: dict[str, np.ndarray] = {}
+    for name, pop in program.neurons.items():
+        shape = (batch, steps) + tuple(pop.shape)
+        spikes[name] = arrays[f"{name}.s"].reshape(shape)
+        for var in ("u", "v"):
+            arr = arrays[f"{name}.{var}"]
+            if float_exp is not None:
+                arr = arr * 2.0 ** (6 + float_exp[name])
+            states[f"{name}.{var}"] = arr.reshape(shape)
+    for name, conn in program.connections.items():
+        w = arrays[f"{name}.w"]
+        if float_exp is not None:
+            w = w / 2.0 ** (int(conn.weight_exp) - float_exp[conn.target])
+        weights[f"{name}.w"] = w
+        if conn.learning is None:
+            wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
+            continue
+        wsteps[f"{name}.w"] = weight_steps.copy()
+        for k in ("t", "d"):
+            weights[f"{name}.{k}"] = arrays[f"{name}.{k}"]
+            wsteps[f"{name}.{k}"] = weight_steps.copy()
+        for k in LEARNING_TRACES:
+            states[f"{name}.{k}"] = arrays[f"{name}.{k}"]
+    return spikes, states, weights, wsteps
+
+
 # --------------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------------
@@ -451,32 +493,9 @@ def run_program_lava(
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    spikes: dict[str, np.ndarray] = {}
-    states: dict[str, np.ndarray] = {}
-    weights: dict[str, np.ndarray] = {}
-    wsteps: dict[str, np.ndarray] = {}
-    for name, pop in program.neurons.items():
-        shape = (batch, steps) + tuple(pop.shape)
-        spikes[name] = result_arrays[f"{name}.s"].reshape(shape)
-        for var in ("u", "v"):
-            arr = result_arrays[f"{name}.{var}"]
-            if floating:
-                arr = arr * 2.0 ** (6 + float_exp[name])
-            states[f"{name}.{var}"] = arr.reshape(shape)
-    for name, conn in program.connections.items():
-        w = result_arrays[f"{name}.w"]
-        if floating:
-            w = w / 2.0 ** (int(conn.weight_exp) - float_exp[conn.target])
-        weights[f"{name}.w"] = w
-        if conn.learning is None:
-            wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
-            continue
-        wsteps[f"{name}.w"] = weight_steps.copy()
-        for k in ("t", "d"):
-            weights[f"{name}.{k}"] = result_arrays[f"{name}.{k}"]
-            wsteps[f"{name}.{k}"] = weight_steps.copy()
-        for k in ("x1", "x2", "y1", "y2", "y3"):
-            states[f"{name}.{k}"] = result_arrays[f"{name}.{k}"]
+    spikes, states, weights, wsteps = pack_recordings(
+        program, result_arrays, batch, steps, weight_steps, float_exp if floating else None
+    )
     metadata: dict[str, Any] = {"lava": meta}
     if read_back:
         metadata["lava_get"] = {key: np.asarray(v).tolist() for key, v in readback.items()}

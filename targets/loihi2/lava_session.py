@@ -108,6 +108,7 @@ from .lava_backend import (
     _validate_program,
     _workdir_root,
     _worker_env,
+    pack_recordings,
 )
 from .lava_worker import SPEC_FILE, components
 from .process_guard import LOG_FILE, GuardedRun, exited_without_reaping, reap_group
@@ -116,7 +117,6 @@ __all__ = ["LavaSession"]
 
 SELECT_TAG = "fixed_pt"
 _WORKER_MODULE = f"{__package__}.lava_session_worker" if __package__ else "lava_session_worker"
-_TRACES = ("x1", "x2", "y1", "y2", "y3")
 
 
 class _Worker:
@@ -468,27 +468,8 @@ class LavaSession:
     def _result(self, out: dict[str, np.ndarray], start: int, steps: int, seconds: float) -> Result:
         """Pack the copied rows like :func:`.lava_backend.run_program_lava` (single trial, steps start+1..)."""
         program = self.program
-        spikes: dict[str, np.ndarray] = {}
-        states: dict[str, np.ndarray] = {}
-        weights: dict[str, np.ndarray] = {}
-        wsteps: dict[str, np.ndarray] = {}
-        for name, pop in program.neurons.items():
-            shape = (1, steps) + tuple(pop.shape)
-            spikes[name] = out[f"{name}.s"].reshape(shape)
-            for var in ("u", "v"):
-                states[f"{name}.{var}"] = out[f"{name}.{var}"].reshape(shape)
         sampled = np.arange(start + 1, start + steps + 1, dtype=np.int64)
-        for name, conn in program.connections.items():
-            weights[f"{name}.w"] = out[f"{name}.w"]
-            if conn.learning is None:
-                wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
-                continue
-            wsteps[f"{name}.w"] = sampled.copy()
-            for k in ("t", "d"):
-                weights[f"{name}.{k}"] = out[f"{name}.{k}"]
-                wsteps[f"{name}.{k}"] = sampled.copy()
-            for k in _TRACES:
-                states[f"{name}.{k}"] = out[f"{name}.{k}"]
+        spikes, states, weights, wsteps = pack_recordings(program, out, 1, steps, sampled)
         meta = {
             "select_tag": SELECT_TAG,
             "seeds": [self.seed],
