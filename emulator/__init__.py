@@ -13,8 +13,10 @@ integer semantics are those of ``../shared/docs/lava-semantics.md``; each module
   code per rule set;
 * :mod:`.intmath` -- int32 wrap-around and the serial/parallel kernel pairs;
 * :mod:`.microcode` -- the rule-string parser (Lava's syntax and quirks);
-* :mod:`.engine` -- step order and recording; :mod:`.compare` -- :func:`first_mismatch`;
-* :mod:`.benchmark` -- ``python -m neuro_hw.emulator.benchmark [--lava]``: timing against Lava.
+* :mod:`.engine` -- step order, recording, the resumable :class:`~.engine.EmulatorRun`;
+* :mod:`.session` -- :class:`EmulatorSession` (closed loop); :mod:`.compare` -- :func:`first_mismatch`.
+
+Timing against Lava: ``benchmarks/emulator_vs_lava.py`` (``make bench``).
 """
 
 from .compare import Mismatch, first_mismatch
