@@ -468,3 +468,39 @@ def test_first_mismatch_reports_the_earliest_difference():
     assert m.b == m.a - 7 and "step 3" in str(m)
     del b_res.states["p.u"]
     assert "missing" in str(first_mismatch(a_res, b_res).a)
+
+
+def test_rule_kernels_are_generated_once_per_rule_set_into_the_cache_dir(tmp_path, monkeypatch):
+    from neuro_hw.emulator.learning import LearningEngine
+
+    monkeypatch.setenv("NEURO_HW_CACHE", str(tmp_path))
+    lp = learning({"dw": "2^-3*x1*y0 - 3*2^-4*y1*x0 + 2^-5*u0*(w-16)"}, {"x1": 12.0, "y1": 12.0}, {"x1": 5, "y1": 5})
+    w = np.full((3, 4), 20)
+    a = LearningEngine("c", lp, w, "mixed", [0], 0, 10)
+    b = LearningEngine("c", lp, w, "mixed", [1, 2], 0, 10)
+    assert a._apply_rules is b._apply_rules  # same rule set and layout: one kernel
+    files = list((tmp_path / "rule_kernels").glob("rules_*.py"))
+    assert len(files) == 1 and files[0].read_text() == a.kernel_source
+    # every product is literal code: the scale of the last product, the (w - 16) factor and the u dependency
+    assert "if u != 0:" in a.kernel_source and "(old_w + -16.0)" in a.kernel_source
+
+
+def test_backends_share_program_checks_with_their_own_error_class():
+    from neuro_hw.compile.checks import check_program
+    from neuro_hw.targets.loihi2.lava_backend import UnsupportedProgramError
+
+    prog = program(
+        inputs=[InputProgram("in", 2), InputProgram("mod", 3)],
+        neurons=[lif("p", 3)],
+        connections=[
+            ConnectionProgram(
+                "c", "in", "p", np.ones((3, 2), dtype=int),
+                learning=learning({"dw": "y1*x0"}, {"y1": 4.0}, {"y1": 3}, third_factor={"y1": "mod"}),
+            )
+        ],
+    )  # fmt: skip
+    with pytest.raises(ValidationError, match="y impulses"):
+        run_program_emulator(prog, {"in": np.zeros((5, 2)), "mod": np.zeros((5, 3))}, 5)
+    with pytest.raises(UnsupportedProgramError, match="y impulses") as info:
+        check_program(prog, UnsupportedProgramError)
+    assert info.value.node == "c" and info.value.field == "learning.impulses"
