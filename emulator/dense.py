@@ -85,9 +85,10 @@ def _send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weig
     """
     batch, n_pre = s.shape
     m = out.shape[1]
+    sums = np.zeros((batch, m), dtype=np.int64)  # one allocation, not one per trial
     for b in numba.prange(batch):
         wb = w[b] if w.shape[0] > 1 else w[0]  # one matrix per trial, or one for all trials
-        acc = np.zeros(m, dtype=np.int64)
+        acc = sums[b]
         for j in range(n_pre):
             sj = np.int64(s[b, j])
             if sj == 0:

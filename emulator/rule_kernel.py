@@ -59,6 +59,7 @@ def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_
     batch, n_pre, n_post = w.shape
     te = hist.shape[0] - 1
     low = np.zeros(batch, dtype=np.bool_)
+    post_rows = np.empty((batch, n_post), dtype=np.int64)  # one allocation, not one per trial
     for b in prange(batch):
         low_tag1 = False
         if whole:
@@ -66,7 +67,7 @@ def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_
                 for i in range(n_post):
                     {UPDATE}
         else:
-            rows = np.empty(n_post, dtype=np.int64)
+            rows = post_rows[b]
             n_rows = 0
             if rows_by_y0:
                 for i in range(n_post):
