@@ -90,9 +90,6 @@ from .rule_kernel import kernel_source, rule_kernel
 TRACE_MAX = 2**7 - 1
 #: Impulse fractional bits (W_TRACE_FRACTIONAL_PART).
 IMPULSE_FRAC_BITS = 8
-#: Accumulator bounds: W_ACCUMULATOR_U = 15 with Lava's asymmetric lower bound.
-ACC_MIN = -(2**15) - 1
-ACC_MAX = 2**15 - 1
 #: ``acc = var << 7`` (W_ACCUMULATOR_S - W_SYN_VAR_S = 16 - 9).
 ACC_SHIFT = 7
 #: Lava's 3-factor rule sets all y taus to uint16 max (and y impulses to 0).
@@ -100,8 +97,6 @@ TAU_3F = 65535
 #: Final clip ranges of tag_2 ("d") and tag_1 ("t").
 VAR_RANGE = {"d": (0, 255), "t": (-257, 255)}
 WEIGHT_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
-#: Smallest tag_1 that is a fixed point of the pipeline for an untouched synapse (-257 << 7 < ACC_MIN).
-TAG1_FIXED_MIN = -256
 
 X_TRACES = ("x1", "x2")
 Y_TRACES = ("y1", "y2", "y3")

@@ -43,9 +43,11 @@ from types import ModuleType
 
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, Product
 
+#: Accumulator bounds: W_ACCUMULATOR_U = 15 with Lava's asymmetric lower bound.
 ACC_MIN = -(2**15) - 1
 ACC_MAX = 2**15 - 1
-TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
+#: Smallest tag_1 that is a fixed point of the pipeline for an untouched synapse (-257 << 7 < ACC_MIN).
+TAG1_FIXED_MIN = -256
 
 _HEADER = """import numpy as np
 from numba import njit, prange
@@ -171,7 +173,7 @@ def kernel_source(
         out.append("tag2[b, j, i] = new_d")
     if "t" in changed and stored["t"]:
         out.append("tag1[b, j, i] = new_t")
-        out.append("low_tag1 |= new_t < -256")
+        out.append(f"low_tag1 |= new_t < {TAG1_FIXED_MIN}")
     # the update is pasted into each loop of the driver (a numba call per synapse costs ~30 ns); the
     # driver is emitted twice: serial, and split over threads by trial (separate names: separate caches)
     source = _HEADER
