@@ -20,6 +20,7 @@ Everything is vectorised over the batch of ``B`` independent trials.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,16 @@ class _Plastic:
 # --------------------------------------------------------------------------------------------------
 # a resumable run
 # --------------------------------------------------------------------------------------------------
+@dataclass
+class Chunk:
+    """What :meth:`EmulatorRun.advance` recorded, keyed and shaped as in :class:`~neuro_hw.result.Result`."""
+
+    spikes: dict[str, np.ndarray]
+    states: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    weight_steps: dict[str, np.ndarray]
+
+
 class EmulatorRun:
     """The state of one emulated run of ``program`` for ``B = len(seeds)`` trials, advanced chunk by chunk.
 
@@ -179,15 +190,13 @@ class EmulatorRun:
                 drives[tgt] = sent
         return drives
 
-    def advance(
-        self, data: dict[str, np.ndarray], steps: int, weight_steps: Sequence[int] = ()
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def advance(self, data: dict[str, np.ndarray], steps: int, weight_steps: Sequence[int] = ()) -> Chunk:
         """Run ``steps`` more steps with inputs ``{name: (steps, B, n)}`` (as :func:`normalize_inputs`).
 
-        ``weight_steps``: absolute step numbers inside this chunk after which the changing plastic
-        variables are recorded.  Returns ``(spikes, states, variables)``: ``spikes[pop]`` and
-        ``states[key]`` ``(B, steps, n)``; ``variables[conn][k]`` ``(B, len(weight_steps), n_post, n_pre)``
-        for the variables ``k`` the rules change.
+        ``weight_steps``: absolute step numbers inside this chunk after which the plastic variables are
+        recorded.  Returns the chunk in :class:`~neuro_hw.result.Result` layout: ``spikes[pop]`` and
+        ``states[key]`` ``(B, steps, *shape)``; plastic ``weights["conn.w|t|d"]`` ``(B, len(weight_steps),
+        n_post, n_pre)`` at ``weight_steps``; static ``weights["conn.w"]`` ``(B, 1, n_post, n_pre)`` at step 0.
         """
         batch, full, start = self.batch, self.full, self.steps_done
         for eng in self.engines.values():
@@ -260,24 +269,35 @@ class EmulatorRun:
                         arr[:, r] = eng.variable(k)
         self.steps_done = start + steps
 
-        states: dict[str, np.ndarray] = {}
-        for name in self.pops:
+        chunk = Chunk({}, {}, {}, {})
+        for name, prog in self.program.neurons.items():
+            shape = (batch, steps) + tuple(prog.shape)
+            chunk.spikes[name] = rec_s[name].reshape(shape)
             if full:
-                states[f"{name}.u"], states[f"{name}.v"] = rec_u[name], rec_v[name]
-        for name, eng in self.engines.items():
-            if not full:
+                chunk.states[f"{name}.u"] = rec_u[name].reshape(shape)
+                chunk.states[f"{name}.v"] = rec_v[name].reshape(shape)
+        sampled = np.asarray(weight_steps, dtype=np.int64)
+        for name in self.program.connections:
+            if name in self.static_w:
+                w = self.static_w[name]
+                chunk.weights[f"{name}.w"] = np.broadcast_to(w, (batch, 1) + w.shape).copy()
+                chunk.weight_steps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
                 continue
-            bank = rec_tr[name]
-            for k in LEARNING_TRACES:
-                if k in eng.xpos:
-                    states[f"{name}.{k}"] = bank[:, :, eng.xpos[k] * eng.n_pre : (eng.xpos[k] + 1) * eng.n_pre]
-                elif k in eng.ypos:
-                    lo = eng.lx + eng.ypos[k] * eng.n_post
-                    states[f"{name}.{k}"] = bank[:, :, lo : lo + eng.n_post]
-                else:
+            eng = self.engines[name]
+            for k in ("w", "t", "d"):
+                arr = rec_w[name].get(k)
+                if arr is None:  # never changes: its value at every sample
+                    arr = np.repeat(eng.variable(k)[:, None], len(sampled), axis=1)
+                chunk.weights[f"{name}.{k}"] = arr
+                chunk.weight_steps[f"{name}.{k}"] = sampled.copy()
+            if full:
+                for k in LEARNING_TRACES:
+                    cols = eng.trace_columns(k)
                     n = eng.n_pre if k in ("x1", "x2") else eng.n_post
-                    states[f"{name}.{k}"] = np.zeros((batch, steps, n), dtype=np.int32)
-        return rec_s, states, rec_w
+                    chunk.states[f"{name}.{k}"] = (
+                        rec_tr[name][:, :, cols] if cols is not None else np.zeros((batch, steps, n), dtype=np.int32)
+                    )
+        return chunk
 
 
 # --------------------------------------------------------------------------------------------------
@@ -343,30 +363,11 @@ def run_program_emulator(
     sampled = weight_sampling(steps, int(weights_every)) if full else np.asarray([0, steps], dtype=np.int64)
     run = EmulatorRun(program, seeds, record=record)
     initial = run.initial_variables()
-    spikes, states, variables = run.advance(data, steps, sampled[1:])
-
-    out_spikes: dict[str, np.ndarray] = {}
-    weights: dict[str, np.ndarray] = {}
-    wsteps: dict[str, np.ndarray] = {}
-    for pname, prog in program.neurons.items():
-        shape = (batch, steps) + tuple(prog.shape)
-        out_spikes[pname] = spikes[pname].reshape(shape)
-        if full:
-            states[f"{pname}.u"] = states[f"{pname}.u"].reshape(shape)
-            states[f"{pname}.v"] = states[f"{pname}.v"].reshape(shape)
-    for name in program.connections:
-        if name in run.static_w:
-            w = run.static_w[name]
-            weights[f"{name}.w"] = np.broadcast_to(w, (batch, 1) + w.shape).copy()
-            wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
-            continue
-        for k in ("w", "t", "d"):
-            first = initial[f"{name}.{k}"][:, None]
-            later = variables[name].get(k)
-            if later is None:  # never changes: the initial value at every sample
-                later = np.broadcast_to(first, (batch, len(sampled) - 1) + first.shape[2:])
-            weights[f"{name}.{k}"] = np.concatenate([first, later], axis=1)
-            wsteps[f"{name}.{k}"] = sampled.copy()
+    chunk = run.advance(data, steps, sampled[1:])
+    weights = chunk.weights
+    for key, first in initial.items():  # plastic variables: index 0 = the effective initial values
+        weights[key] = np.concatenate([first[:, None], weights[key]], axis=1)
+        chunk.weight_steps[key] = sampled.copy()
     engines = run.engines
     meta = {
         "emulator": {
@@ -378,10 +379,10 @@ def run_program_emulator(
         }
     }
     return Result(
-        spikes=out_spikes,
-        states=states,
+        spikes=chunk.spikes,
+        states=chunk.states,
         weights=weights,
-        weight_steps=wsteps,
+        weight_steps=chunk.weight_steps,
         dt=float(program.dt),
         steps=steps,
         batch=batch,

@@ -378,12 +378,13 @@ class LearningEngine:
             return np.zeros((self.batch, self.n_post, self.n_pre), dtype=np.int32)
         return arr.transpose(0, 2, 1)
 
-    def trace(self, name: str) -> np.ndarray | None:
-        """Register value of trace ``name`` ``(B, n)`` (float64 holding integers); None if always 0."""
+    def trace_columns(self, name: str) -> slice | None:
+        """Columns of trace ``name`` in the bank ``z`` (None: the trace is always 0 and not stored)."""
         if name in self.xpos:
-            return self.x[:, self.xpos[name]]
+            return slice(self.xpos[name] * self.n_pre, (self.xpos[name] + 1) * self.n_pre)
         if name in self.ypos:
-            return self.y[:, self.ypos[name]]
+            lo = self.lx + self.ypos[name] * self.n_post
+            return slice(lo, lo + self.n_post)
         return None
 
     # ------------------------------------------------------------------------------------------------

@@ -50,33 +50,12 @@ class EmulatorSession:
         run = self._run
         start = run.steps_done
         sampled = np.arange(start + 1, start + steps + 1, dtype=np.int64)
-        spikes, states, variables = run.advance(data, steps, sampled)
-        weights: dict[str, np.ndarray] = {}
-        wsteps: dict[str, np.ndarray] = {}
-        for name in self.program.connections:
-            if name in run.static_w:
-                w = run.static_w[name]
-                weights[f"{name}.w"] = np.broadcast_to(w, (run.batch, 1) + w.shape).copy()
-                wsteps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
-                continue
-            eng = run.engines[name]
-            for k in ("w", "t", "d"):
-                arr = variables[name].get(k)
-                if arr is None:  # never changes
-                    arr = np.repeat(eng.variable(k)[:, None], steps, axis=1)
-                weights[f"{name}.{k}"] = arr
-                wsteps[f"{name}.{k}"] = sampled.copy()
-        shaped = {
-            name: spikes[name].reshape((run.batch, steps) + tuple(p.shape)) for name, p in self.program.neurons.items()
-        }
-        for name, p in self.program.neurons.items():
-            for var in ("u", "v"):
-                states[f"{name}.{var}"] = states[f"{name}.{var}"].reshape((run.batch, steps) + tuple(p.shape))
+        chunk = run.advance(data, steps, sampled)
         return Result(
-            spikes=shaped,
-            states=states,
-            weights=weights,
-            weight_steps=wsteps,
+            spikes=chunk.spikes,
+            states=chunk.states,
+            weights=chunk.weights,
+            weight_steps=chunk.weight_steps,
             dt=float(self.program.dt),
             steps=steps,
             batch=run.batch,
