@@ -77,12 +77,9 @@ class PyChunkSourceFixed(_Recorder, PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
 
     def run_spk(self) -> None:
-        try:
+        with self._nh_reporting():
             data = self._nh_arrays()["data"]
             self.s_out.send(np.array(data[(self.time_step - 1) % data.shape[0]], dtype=np.int32))
-        except Exception:
-            self._nh_report_error()
-            raise
 
 
 def make_chunk_source(spec: dict[str, Any], name: str, trial: int) -> ChunkSource:

@@ -131,9 +131,9 @@ def unlink_recorded_shm(workdir: str | os.PathLike) -> list[str]:
     return removed
 
 
-def group_members(pgid: int) -> list[int]:
-    """Pids of live (non-zombie) processes whose process group is ``pgid`` (Linux ``/proc``)."""
-    members = []
+def _process_table() -> list[tuple[int, str, int, int]]:
+    """``(pid, state, ppid, pgrp)`` of every process, from ``/proc/<pid>/stat`` (Linux)."""
+    table = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -144,28 +144,19 @@ def group_members(pgid: int) -> list[int]:
             continue
         # comm may contain spaces/parentheses: split after the last ')'
         fields = stat[stat.rfind(")") + 2 :].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            members.append(int(entry))
-    return members
+        table.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of live (non-zombie) processes whose process group is ``pgid`` (Linux ``/proc``)."""
+    return [pid for pid, state, _, pgrp in _process_table() if pgrp == pgid and state != "Z"]
 
 
 def child_pids(pid: int | None = None) -> list[int]:
     """Pids of the live direct children of ``pid`` (default: this process), from ``/proc``."""
     pid = os.getpid() if pid is None else pid
-    children = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            children.append(int(entry))
-    return children
+    return [child for child, state, ppid, _ in _process_table() if ppid == pid and state != "Z"]
 
 
 def reap_group(proc: subprocess.Popen, workdir: str | os.PathLike | None = None) -> int:

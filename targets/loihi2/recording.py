@@ -44,8 +44,10 @@ Any exception inside ``run_spk``/``run_lrn`` is also written, with its traceback
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -109,6 +111,15 @@ class _Recorder:
         ring = self._nh_spec().get("ring")
         return (k - 1) % int(ring) if ring else k - 1
 
+    @contextlib.contextmanager
+    def _nh_reporting(self) -> Iterator[None]:
+        """Run the block; if it raises, write the traceback (:meth:`_nh_report_error`) and re-raise."""
+        try:
+            yield
+        except Exception:
+            self._nh_report_error()
+            raise
+
     def _nh_put(self, key: str, row: int, value: np.ndarray) -> None:
         arrays = self._nh_arrays()
         if key in arrays and 0 <= row < arrays[key].shape[0]:
@@ -120,15 +131,12 @@ class _Recorder:
 # --------------------------------------------------------------------------------------------------
 class _LifRecording(_Recorder):
     def run_spk(self) -> None:
-        try:
+        with self._nh_reporting():
             super().run_spk()  # type: ignore[misc]
             k = self._nh_step_row(self.time_step)  # type: ignore[attr-defined]
             self._nh_put("s", k, self.s_out_buff)  # type: ignore[attr-defined]
             self._nh_put("u", k, self.u)  # type: ignore[attr-defined]
             self._nh_put("v", k, self.v)  # type: ignore[attr-defined]
-        except Exception:
-            self._nh_report_error()
-            raise
 
 
 @implements(proc=LIF, protocol=LoihiProtocol)
@@ -150,13 +158,10 @@ class RecLifFloat(_LifRecording, PyLifModelFloat):
 # --------------------------------------------------------------------------------------------------
 class _StaticRecording(_Recorder):
     def run_spk(self) -> None:
-        try:
+        with self._nh_reporting():
             super().run_spk()  # type: ignore[misc]
             if self.time_step == 1:  # type: ignore[attr-defined]
                 self._nh_put("w", 0, self.weights)  # type: ignore[attr-defined]
-        except Exception:
-            self._nh_report_error()
-            raise
 
 
 @implements(proc=Dense, protocol=LoihiProtocol)
@@ -208,23 +213,17 @@ class _LearningRecording(_Recorder):
             self._nh_put(key, step_row, getattr(self, key))
 
     def run_spk(self) -> None:
-        try:
+        with self._nh_reporting():
             super().run_spk()  # type: ignore[misc]
             if self.time_step == 1:  # type: ignore[attr-defined]
                 for key, var in SYNAPSE_VARS.items():
                     self._nh_put(key, 0, getattr(self, var))
             self._nh_snapshot()
-        except Exception:
-            self._nh_report_error()
-            raise
 
     def run_lrn(self) -> None:
-        try:
+        with self._nh_reporting():
             super().run_lrn()  # type: ignore[misc]
             self._nh_snapshot()
-        except Exception:
-            self._nh_report_error()
-            raise
 
 
 @implements(proc=LearningDense, protocol=LoihiProtocol)
