@@ -157,11 +157,10 @@ class EmulatorRun:
             else:
                 self.conns[name] = syn
         # the last inputs of each input-fed connection still in flight: (n_delay, B, n) per connection
-        self.in_flight = {
-            name: np.zeros((syn.n_delay, batch, syn.n_pre), dtype=np.int32 if program.inputs[
-                program.connections[name].source].graded else bool)
-            for name, syn in self.fed.items()
-        }  # fmt: skip
+        self.in_flight = {}
+        for name, syn in self.fed.items():
+            graded = program.inputs[program.connections[name].source].graded
+            self.in_flight[name] = np.zeros((syn.n_delay, batch, syn.n_pre), dtype=np.int32 if graded else bool)
         self.in_buf = {name: np.zeros((batch, p.n), dtype=np.int32) for name, p in self.pops.items()}
 
     def initial_variables(self) -> dict[str, np.ndarray]:

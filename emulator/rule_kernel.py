@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
+from .intmath import wrap32
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, Product
 
 #: Accumulator bounds: W_ACCUMULATOR_U = 15 with Lava's asymmetric lower bound.
@@ -115,10 +116,6 @@ def _factor_source(f, dep: str, trace_offset: Mapping[str, int]) -> str:
     return f"np.int64(clip({val}, {-bound}, {bound - 1}))"
 
 
-def _wrap(value: int) -> int:
-    return ((int(value) + 2**31) % 2**32) - 2**31
-
-
 def kernel_source(
     parsed: Mapping[str, tuple[Product, ...]],
     trace_offset: Mapping[str, int],
@@ -149,7 +146,7 @@ def kernel_source(
         out.append(f"acc = {'wrap32(old_w << 7)' if wrap else f'old_{var} << 7'}")
         for p in parsed[tgt]:
             dep = {"x0": "x0", "y0": "y0"}.get(p.dependency, "u")
-            scale = _wrap(p.mantissa << p.s_exp) if p.shift == 0 else _wrap(p.mantissa)
+            scale = int(wrap32(p.mantissa << p.s_exp)) if p.shift == 0 else int(wrap32(p.mantissa))
             out.append(f"if {dep} != 0:")
             out.append(f"    c = {scale}")
             for f in p.factors:

@@ -27,6 +27,12 @@ from neuro_hw.result import Result
 BACKENDS = ("emulator", "lava", "lava-float", "lava-hw")
 
 
+def _refuse(name: str, arr: np.ndarray, bad: np.ndarray, reason: str) -> None:
+    """Raise :class:`InputError` for input ``name`` with the reason and the first bad value and its index."""
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise InputError(f"{reason}; value {arr[idx]:g} at index {idx}", node=name, field="inputs")
+
+
 def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     """Float stimuli -> payloads per the Program's inputs (shape-preserving): bool spikes, int32 graded values."""
     inputs = dict(inputs or {})
@@ -43,13 +49,10 @@ def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | No
         if not spec.graded:
             # spikes: no scaling, only 0/1 (a fast path: stimuli are often long and batched)
             if arr.dtype != bool and not np.all((arr == 0) | (arr == 1)):
-                idx = tuple(int(i) for i in np.argwhere((arr != 0) & (arr != 1))[0])
-                raise InputError(
-                    "spike inputs must be 0 or 1 (declare input_ranges at compile time for graded values); "
-                    f"value {arr[idx]:g} at index {idx}",
-                    node=name,
-                    field="inputs",
-                )
+                _refuse(
+                    name, arr, (arr != 0) & (arr != 1),
+                    "spike inputs must be 0 or 1 (declare input_ranges at compile time for graded values)",
+                )  # fmt: skip
             out[name] = arr.astype(bool)
             continue
         arr = arr.astype(np.float64)
@@ -57,10 +60,9 @@ def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | No
             raise InputError("stimulus contains NaN or inf", node=name, field="inputs")
         payload = round_half_away(arr * spec.scale)
         bad = (payload < 0) | (payload > spec.max_payload)
-        reason = f"graded payloads must lie in 0..{spec.max_payload} after scaling by {spec.scale:g}"
         if np.any(bad):
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise InputError(f"{reason}; value {arr[idx]:g} at index {idx}", node=name, field="inputs")
+            reason = f"graded payloads must lie in 0..{spec.max_payload} after scaling by {spec.scale:g}"
+            _refuse(name, arr, bad, reason)
         out[name] = payload.astype(np.int32)
     return out
 
