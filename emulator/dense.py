@@ -26,16 +26,16 @@ spike at step t reaches the target at t+1)::
                                      int64, then added to the int32 delay line a_buff[:, k] (wraps);
                                      the line moves one column per step: delay d arrives at t+1+d.
 
-The compiled kernel :func:`send_sum` computes the exact int64 sums over the rows of the nonzero inputs
-only (the weights are stored pre-major), then the shift and the int32 wrap as above.
+The compiled kernel :func:`send_one` computes one trial's exact int64 sums over the rows of the nonzero
+inputs only (the weights are stored pre-major), then the shift and the int32 wrap as above; the step
+kernel (:mod:`.step_kernel`) calls it and moves the delay line.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from .intmath import batch_kernels, for_batch, shift, wrap32
+from .intmath import njit, shift, wrap32
 
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 INT32_MIN = -(2**31)
@@ -75,48 +75,44 @@ def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_b
     return truncate_weights(weights, sign_mode, num_weight_bits)
 
 
-def _send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
-    """What a Dense sends for input ``s`` ``(B, n_pre)``: ``out`` ``(B, m)`` int32 (see module doc).
+@njit
+def send_one(
+    w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray, acc: np.ndarray
+) -> None:
+    """What a Dense sends for one trial's input ``s`` ``(n_pre,)``: ``out`` ``(m,)`` int32 (see module doc).
 
-    ``w`` is ``(Bw, n_pre, m)`` pre-major (``Bw`` = 1: one matrix for every trial, or ``B``); only the
-    rows of nonzero inputs are read.  ``graded``: payloads multiply the rows (else any nonzero input
-    counts 1).  The exact int64 sum is then shifted by ``weight_exp`` and wrapped to int32, or, with
-    ``wrap_first`` (graded Dense / LearningDense), wrapped to int32 first and shifted in int32.
+    ``w`` is ``(n_pre, m)`` pre-major; only the rows of nonzero inputs are read.  ``graded``: payloads
+    multiply the rows (else any nonzero input counts 1).  The exact int64 sum (in the scratch ``acc``
+    ``(m,)`` int64) is then shifted by ``weight_exp`` and wrapped to int32, or, with ``wrap_first``
+    (graded Dense / LearningDense), wrapped to int32 first and shifted in int32.
     """
-    batch, n_pre = s.shape
-    m = out.shape[1]
-    sums = np.zeros((batch, m), dtype=np.int64)  # one allocation, not one per trial
-    for b in numba.prange(batch):
-        wb = w[b] if w.shape[0] > 1 else w[0]  # one matrix per trial, or one for all trials
-        acc = sums[b]
-        for j in range(n_pre):
-            sj = np.int64(s[b, j])
-            if sj == 0:
-                continue
-            row = wb[j]
-            if graded:
-                for k in range(m):
-                    acc[k] += sj * row[k]
-            else:
-                for k in range(m):
-                    acc[k] += row[k]
-        for k in range(m):
-            if wrap_first:
-                out[b, k] = wrap32(shift(wrap32(acc[k]), weight_exp))
-            else:
-                out[b, k] = wrap32(shift(acc[k], weight_exp))
-
-
-_SEND_SUM = batch_kernels(_send_sum)
-
-
-def send_sum(w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
-    """:func:`_send_sum` (serial, or over all cores for large batches)."""
-    for_batch(_SEND_SUM, s.shape[0])(w, s, graded, wrap_first, weight_exp, out)
+    m = out.shape[0]
+    acc[:] = 0
+    for j in range(s.shape[0]):
+        sj = np.int64(s[j])
+        if sj == 0:
+            continue
+        row = w[j]
+        if graded:
+            for k in range(m):
+                acc[k] += sj * row[k]
+        else:
+            for k in range(m):
+                acc[k] += row[k]
+    for k in range(m):
+        if wrap_first:
+            out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
+        else:
+            out[k] = wrap32(shift(acc[k], weight_exp))
 
 
 class DenseSynapse:
-    """A static Dense (or DelayDense when ``delays`` is given) for ``B`` trials.
+    """The state of a static Dense (or DelayDense when ``delays`` is given) for ``B`` trials.
+
+    ``mat`` ``(n_pre, D * n_post)`` int32 holds the weights pre-major (column block k: the weights with
+    delay k); a Dense keeps its next output in ``a_buff`` ``(B, n_post)``, a DelayDense its delay line
+    in ``ring`` ``(B, D, n_post)`` with the slot of the current step at ``head``.  The step kernel
+    (:mod:`.step_kernel`) advances them.
 
     Parameters
     ----------
@@ -156,51 +152,4 @@ class DenseSynapse:
             self.n_delay = 1
             mat = self.w.T
             self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)
-        self.mat = np.ascontiguousarray(mat[None], dtype=np.int32)  # (1, n_pre, D * n_post), pre-major
-
-    def precompute_bytes(self, steps: int) -> int:
-        """Memory needed by :meth:`precompute` for ``steps`` steps."""
-        return int(steps) * self.batch * self.n_post * self.n_delay * 8
-
-    def precompute(self, s_all: np.ndarray) -> np.ndarray:
-        """Outputs of every step at once for a source known in advance (an input).
-
-        ``s_all`` is ``(T, B, n_pre)`` (what the source sends at steps 1..T); returns ``out`` ``(T, B,
-        n_post)`` int32 where ``out[t-1]`` is what the connection sends at step ``t`` (0 at ``t = 1``):
-        the same integers the step-by-step path produces (int32 additions are modular, so the delay
-        line can be summed in any order).
-        """
-        steps = s_all.shape[0]
-        out = np.zeros((steps, self.batch, self.n_post), dtype=np.int32)
-        if steps < 2:
-            return out
-        flat = np.ascontiguousarray(s_all[:-1]).reshape(-1, self.n_pre)  # (T-1)*B rows, one matrix
-        sent = np.empty((flat.shape[0], self.mat.shape[2]), dtype=np.int32)
-        send_sum(self.mat, flat, self.graded, self.graded and not self.delayed, self.weight_exp, sent)
-        if not self.delayed:
-            out[1:] = sent.reshape(steps - 1, self.batch, self.n_post)
-            return out
-        sent = sent.reshape(steps - 1, self.batch, self.n_delay, self.n_post)
-        for k in range(self.n_delay):  # delay k: the input of step t is sent at step t+1+k
-            if 1 + k < steps:
-                out[1 + k :] += sent[: steps - 1 - k, :, k]  # int32 wrap-around
-        return out
-
-    def output(self) -> np.ndarray:
-        """What the connection sends this step (computed in the previous step), ``(B, n_post)`` int32."""
-        if self.delayed:
-            return self.ring[:, self.head]
-        return self.a_buff
-
-    def accumulate(self, s_in: np.ndarray) -> None:
-        """Receive ``s_in`` ``(B, n_pre)`` (bool spikes or int payloads) and compute the next output."""
-        if self.delayed:
-            acc = np.empty((self.batch, self.n_delay * self.n_post), dtype=np.int32)
-            send_sum(self.mat, s_in, self.graded, False, self.weight_exp, acc)
-            ring, d = self.ring, self.n_delay
-            ring[:, self.head] = 0
-            self.head = (self.head + 1) % d
-            order = (self.head + np.arange(d)) % d  # logical delay k -> physical column
-            ring[:, order] += acc.reshape(self.batch, d, self.n_post)  # int32 wrap
-            return
-        send_sum(self.mat, s_in, self.graded, self.graded, self.weight_exp, self.a_buff)
+        self.mat = np.ascontiguousarray(mat, dtype=np.int32)

@@ -34,10 +34,9 @@ from neuro_hw.result import Result
 from .dense import DenseSynapse, dense_effective_weights, learning_effective_weights
 from .learning import LearningEngine
 from .lif import LifPopulation
+from .step_kernel import StepKernel
 
 RECORD_MODES = ("all", "spikes")
-#: Largest precomputed input drive (bytes) of one static input-driven connection.
-PRECOMPUTE_BYTES = 256 * 2**20
 #: Largest recording of learned weights/tags (bytes) before weights_every or record="spikes" is required.
 MAX_WEIGHT_RECORD_BYTES = 8 * 2**30
 
@@ -55,39 +54,19 @@ def normalize_inputs(
 ) -> tuple[dict[str, np.ndarray], list[int], int]:
     """Validate inputs, steps and seeds (:func:`neuro_hw.compile.payloads.normalize_payloads`).
 
-    Returns ``{name: (steps, B, n)}`` arrays (bool for spike inputs, int32 for graded payloads, one
-    contiguous row per step), the ``B`` seeds and ``steps`` as int.
+    Returns ``{name: (B, steps, n)}`` C-contiguous arrays (bool for spike inputs, int32 for graded
+    payloads), the ``B`` seeds and ``steps`` as int.
     """
     arrays, seeds, steps = normalize_payloads(program, inputs, steps, seed)
     out = {}
     for name, arr in arrays.items():
-        arr = arr.astype(np.int32 if program.inputs[name].graded else bool)
-        out[name] = np.ascontiguousarray(arr.transpose(1, 0, 2))
+        out[name] = np.ascontiguousarray(arr, dtype=np.int32 if program.inputs[name].graded else bool)
     return out, seeds, steps
 
 
 def weight_sampling(steps: int, every: int) -> np.ndarray:
     """Sampled steps ``[0, e, 2e, ..., T]`` (as the Lava backend's ``weights_every``)."""
     return np.asarray([0] + [k for k in range(1, steps + 1) if k % every == 0 or k == steps], dtype=np.int64)
-
-
-# --------------------------------------------------------------------------------------------------
-# connections
-# --------------------------------------------------------------------------------------------------
-class _Plastic:
-    """A LearningDense: spiking path with the engine's current weights, plus the learning engine."""
-
-    def __init__(self, engine: LearningEngine, weight_exp: int, graded: bool) -> None:
-        self.engine = engine
-        self.weight_exp = int(weight_exp)
-        self.graded = graded
-        self.a_buff = np.zeros((engine.batch, engine.n_post), dtype=np.int32)
-
-    def output(self) -> np.ndarray:
-        return self.a_buff
-
-    def accumulate(self, s_in: np.ndarray) -> None:
-        self.engine.accumulate(s_in, self.weight_exp, self.graded, self.a_buff)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,60 +116,28 @@ class EmulatorRun:
             )
             for name, pop in program.neurons.items()
         }
-        self.conns: dict[str, Any] = {}  # stepped every step (their source is a population, or plastic)
+        self.conns: dict[str, DenseSynapse | LearningEngine] = {}  # every connection, Program order
         self.static_w: dict[str, np.ndarray] = {}
         self.engines: dict[str, LearningEngine] = {}
-        self.fed: dict[str, DenseSynapse] = {}  # static connections from an input: a chunk at a time
         for index, (name, conn) in enumerate((n, c) for n, c in program.connections.items() if c.learning is not None):
             w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
             eng = LearningEngine(name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full)
             self.engines[name] = eng
         for name, conn in program.connections.items():
             if conn.learning is not None:
-                self.conns[name] = _Plastic(self.engines[name], conn.weight_exp, int(conn.num_message_bits) > 0)
+                self.conns[name] = self.engines[name]
                 continue
             w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
             self.static_w[name] = w
-            syn = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
-            if conn.source in program.inputs:
-                self.fed[name] = syn
-            else:
-                self.conns[name] = syn
-        # the last inputs of each input-fed connection still in flight: (n_delay, B, n) per connection
-        self.in_flight = {}
-        for name, syn in self.fed.items():
-            graded = program.inputs[program.connections[name].source].graded
-            self.in_flight[name] = np.zeros((syn.n_delay, batch, syn.n_pre), dtype=np.int32 if graded else bool)
-        self.in_buf = {name: np.zeros((batch, p.n), dtype=np.int32) for name, p in self.pops.items()}
+            self.conns[name] = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
+        self.kernel = StepKernel(program, self.pops, self.conns, self.full)
 
     def initial_variables(self) -> dict[str, np.ndarray]:
         """Effective initial ``conn.w``/``conn.t``/``conn.d`` ``(B, n_post, n_pre)`` of the plastic connections."""
         return {f"{name}.{k}": eng.variable(k).copy() for name, eng in self.engines.items() for k in ("w", "t", "d")}
 
-    def _drives(self, data: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
-        """What the input-fed static connections send at each step of the chunk, summed per target ``(T, B, n)``."""
-        drives: dict[str, np.ndarray] = {}
-        for name, syn in self.fed.items():
-            src = self.program.connections[name].source
-            depth = syn.n_delay
-            history = self.in_flight[name]
-            block = max(1, PRECOMPUTE_BYTES // max(1, syn.precompute_bytes(1)))  # steps per precomputed block
-            sent = np.empty((steps, self.batch, syn.n_post), dtype=np.int32)
-            for lo in range(0, steps, block):
-                hi = min(lo + block, steps)
-                rows = np.concatenate([history, data[src][lo:hi].astype(history.dtype)])
-                sent[lo:hi] = syn.precompute(rows)[depth:]
-                history = rows[-depth:]
-            self.in_flight[name] = history.copy()
-            tgt = self.program.connections[name].target
-            if tgt in drives:
-                drives[tgt] += sent  # int32 wrap-around, as Lava's InPort sum
-            else:
-                drives[tgt] = sent
-        return drives
-
     def advance(self, data: dict[str, np.ndarray], steps: int, weight_steps: Sequence[int] = ()) -> Chunk:
-        """Run ``steps`` more steps with inputs ``{name: (steps, B, n)}`` (as :func:`normalize_inputs`).
+        """Run ``steps`` more steps with inputs ``{name: (B, steps, n)}`` (as :func:`normalize_inputs`).
 
         ``weight_steps``: absolute step numbers inside this chunk after which the plastic variables are
         recorded.  Returns the chunk in :class:`~neuro_hw.result.Result` layout: ``spikes[pop]`` and
@@ -200,12 +147,12 @@ class EmulatorRun:
         batch, full, start = self.batch, self.full, self.steps_done
         for eng in self.engines.values():
             eng.ensure_steps(start + steps)
-        drives = self._drives(data, steps)
-        rec_s = {name: np.zeros((batch, steps, p.n), dtype=bool) for name, p in self.pops.items()}
-        rec_u = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
-        rec_v = {name: np.zeros((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
+        # every step of these is written by the kernel
+        rec_s = {name: np.empty((batch, steps, p.n), dtype=bool) for name, p in self.pops.items()}
+        rec_u = {name: np.empty((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
+        rec_v = {name: np.empty((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
         rec_tr = {
-            name: np.zeros((batch, steps, eng.z.shape[1]), dtype=np.int32) for name, eng in self.engines.items()
+            name: np.empty((batch, steps, eng.z.shape[1]), dtype=np.int32) for name, eng in self.engines.items()
         } if full else {}  # fmt: skip
         rows = {int(k) - start: i for i, k in enumerate(weight_steps)}
         n_bytes = sum(batch * len(rows) * e.n_post * e.n_pre * 4 * len(e.vars_changed) for e in self.engines.values())
@@ -220,52 +167,16 @@ class EmulatorRun:
             for name, eng in self.engines.items()
         }
 
-        # ---- the step loop, with everything looked up in advance -------------------------------------
-        program = self.program
-        dynamic = [(self.conns[n], self.in_buf[program.connections[n].target]) for n in self.conns]
-        stepped = [
-            (self.conns[n], program.connections[n].source, self.engines.get(n), program.connections[n].target)
-            for n in self.conns
-        ]
-        pop_list = [
-            (name, pop, self.in_buf[name], drives.get(name), rec_s[name], rec_u.get(name), rec_v.get(name))
-            for name, pop in self.pops.items()
-        ]
-        learners = [(eng, eng.t_epoch) for eng in self.engines.values()]
-        rec_engines = [(eng, rec_tr.get(name), rec_w[name]) for name, eng in self.engines.items()]
-        spikes: dict[str, np.ndarray] = {}
-        for row in range(steps):
-            t = start + row + 1  # Lava's time_step
-            for _, _, buf, drive, *_ in pop_list:
-                if drive is None:
-                    buf.fill(0)
-                else:
-                    np.copyto(buf, drive[row])
-            for conn_obj, buf in dynamic:
-                np.add(buf, conn_obj.output(), out=buf)  # int32 wrap-around, as Lava's InPort sum
-            for pname, pop, buf, _, rs, ru, rv in pop_list:
-                spikes[pname] = pop.step(
-                    buf, rs[:, row], None if ru is None else ru[:, row], None if rv is None else rv[:, row]
-                )
-            for conn_obj, src, eng, tgt in stepped:
-                s_in = spikes[src] if src in spikes else data[src][row]
-                conn_obj.accumulate(s_in)
-                if eng is not None:
-                    tf = None
-                    if eng.three_factor:
-                        tf = {k: (spikes[v] if v in spikes else data[v][row]) for k, v in eng.three_factor.items()}
-                    eng.spike_phase(t, s_in, spikes[tgt], tf)
-            for eng, te in learners:
-                if t % te == 0:
-                    eng.learn(t)
-            # ---- record (end of step) --------------------------------------------------------------
-            r = rows.get(row + 1)
-            for eng, rtr, rw in rec_engines:
-                if rtr is not None:
-                    rtr[:, row] = eng.z  # integers held in float64
-                if r is not None:
-                    for k, arr in rw.items():
-                        arr[:, r] = eng.variable(k)
+        wrow = np.full(steps, -1, dtype=np.int64)  # weight-record index after each step of the chunk (-1: none)
+        for row, r in rows.items():
+            if 0 < row <= steps:
+                wrow[row - 1] = r
+        if steps > 0:
+            values = self.kernel.arguments(steps, start, wrow, data, rec_s, rec_u, rec_v, rec_tr, rec_w)
+            self.kernel.run(batch, values)
+        for syn in self.conns.values():
+            if isinstance(syn, DenseSynapse) and syn.delayed:
+                syn.head = (syn.head + steps) % syn.n_delay
         self.steps_done = start + steps
 
         chunk = Chunk({}, {}, {}, {})

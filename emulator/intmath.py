@@ -12,22 +12,6 @@ import numba
 
 #: ``numba.njit`` with on-disk caching (the first run of a fresh checkout compiles, ~10 s in total).
 njit = numba.njit(cache=True, nogil=True)
-#: Batches from this size on run the kernels' trial loops (``numba.prange``) on all cores.
-PARALLEL_BATCH = 8
-
-
-def batch_kernels(fn):  # type: ignore[no-untyped-def]
-    """``(serial, parallel)`` compiled versions of ``fn``, whose outer loop over trials is a ``numba.prange``.
-
-    The serial one is cached on disk; the parallel one compiles in each process on its first call (numba's
-    cache index does not tell the two apart).  Pick with :func:`for_batch`.
-    """
-    return numba.njit(cache=True, nogil=True)(fn), numba.njit(nogil=True, parallel=True)(fn)
-
-
-def for_batch(kernels, batch: int):  # type: ignore[no-untyped-def]
-    """The serial or the parallel kernel of :func:`batch_kernels` for ``batch`` trials."""
-    return kernels[1] if batch >= PARALLEL_BATCH else kernels[0]
 
 
 @njit

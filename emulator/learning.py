@@ -75,16 +75,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 
 from neuro_hw.compile.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
-from .dense import send_sum
-from .intmath import PARALLEL_BATCH, batch_kernels, for_batch
+from .intmath import njit
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
-from .rule_kernel import kernel_source, rule_kernel
+from .rule_kernel import rule_function_source
 
 #: 7-bit traces.
 TRACE_MAX = 2**7 - 1
@@ -116,7 +114,8 @@ def decompose_impulse(impulse: float) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------
 # compiled kernels (the arithmetic of the module doc, written once)
 # ----------------------------------------------------------------------------------------------------
-def _spike_times(
+@njit
+def spike_times(
     tx: np.ndarray,
     ty: np.ndarray,
     s_pre: np.ndarray,
@@ -129,30 +128,32 @@ def _spike_times(
     x_multi_add: np.ndarray,
     y_int: np.ndarray,
     y_frac: np.ndarray,
-    r_y: np.ndarray,
+    r_y: int,
     y_multi: bool,
 ) -> None:
-    """Spiking-phase bookkeeping: multi-spike impulses (x: random 0; y: ``r_y`` per trial), then ``t = k``."""
-    batch = tx.shape[0]
-    for b in numba.prange(batch):
-        for j in range(n_pre):
-            if s_pre[b, j] != 0:
-                if tx[b, j] > 0:
-                    for q in range(x_multi_add.size):
-                        pos = q * n_pre + j
-                        z[b, pos] = min(z[b, pos] + x_multi_add[q], TRACE_MAX)
-                tx[b, j] = k
-        for i in range(n_post):
-            if s_post[b, i]:
-                if y_multi and ty[b, i] > 0:
-                    for q in range(y_int.size):
-                        pos = lx + q * n_post + i
-                        add = y_int[q] + (1.0 if r_y[b] < y_frac[q] else 0.0)
-                        z[b, pos] = min(z[b, pos] + add, TRACE_MAX)
-                ty[b, i] = k
+    """Spiking-phase bookkeeping of one trial: multi-spike impulses (x: random 0; y: ``r_y``), then ``t = k``.
+
+    ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)`` spike times; ``z`` the trial's trace bank; ``s_pre`` the
+    pre spikes or payloads, ``s_post`` the post spikes."""
+    for j in range(n_pre):
+        if s_pre[j] != 0:
+            if tx[j] > 0:
+                for q in range(x_multi_add.size):
+                    pos = q * n_pre + j
+                    z[pos] = min(z[pos] + x_multi_add[q], TRACE_MAX)
+            tx[j] = k
+    for i in range(n_post):
+        if s_post[i]:
+            if y_multi and ty[i] > 0:
+                for q in range(y_int.size):
+                    pos = lx + q * n_post + i
+                    add = y_int[q] + (1.0 if r_y < y_frac[q] else 0.0)
+                    z[pos] = min(z[pos] + add, TRACE_MAX)
+            ty[i] = k
 
 
-def _trace_history(
+@njit
+def trace_history(
     z: np.ndarray,
     tx: np.ndarray,
     ty: np.ndarray,
@@ -167,22 +168,22 @@ def _trace_history(
     hist: np.ndarray,
     keep_y: bool,
 ) -> None:
-    """``hist[0] = z``; ``hist[s] = floor(f) + (r < f mod 1)``, ``f = decay * hist[s-1]``, plus the impulse
-    ``imp_int + (r_imp < imp_frac)`` (clipped at 127) where the neuron's spike time is ``s``.  Then
-    ``z = hist[-1]`` (``keep_y``, 3-factor rules: the y registers keep the received values)."""
+    """The epoch's trace history of one trial, ``hist`` ``(t_epoch + 1, len(z))``: ``hist[0] = z``;
+    ``hist[s] = floor(f) + (r < f mod 1)``, ``f = decay * hist[s-1]``, plus the impulse ``imp_int + (r_imp
+    < imp_frac)`` (clipped at 127) where the neuron's spike time is ``s``.  Then ``z = hist[-1]``
+    (``keep_y``, 3-factor rules: the y registers keep the received values).  ``r_decay``, ``r_imp``:
+    this step's draws ``[x, y]`` of the trial's decay and impulse streams."""
     te = hist.shape[0] - 1
-    batch, size = z.shape
-    for b in numba.prange(batch):
-        for pos in range(size):
-            group = 0 if pos < lx else 1  # x traces use the x random streams, y traces the y streams
-            if group == 0:
-                t_spike = tx[b, pos - (pos // n_pre) * n_pre]
-            else:
-                t_spike = ty[b, (pos - lx) - ((pos - lx) // n_post) * n_post]
-            rd = r_decay[b, group]
-            add = imp_int[pos] + (1.0 if r_imp[b, group] < imp_frac[pos] else 0.0)
-            h = z[b, pos]
-            hist[0, b, pos] = h
+    n_x, n_y = lx // n_pre if n_pre else 0, (z.shape[0] - lx) // n_post if n_post else 0
+    for q in range(n_x + n_y):  # trace q of the bank: x traces first (x random streams), then y traces
+        group, n, base, times = (0, n_pre, q * n_pre, tx) if q < n_x else (1, n_post, lx + (q - n_x) * n_post, ty)
+        rd = r_decay[group]
+        for idx in range(n):
+            pos = base + idx
+            t_spike = times[idx]
+            add = imp_int[pos] + (1.0 if r_imp[group] < imp_frac[pos] else 0.0)
+            h = z[pos]
+            hist[0, pos] = h
             d = decay[pos]
             for s in range(1, te + 1):
                 f = h * d
@@ -191,13 +192,9 @@ def _trace_history(
                     h += 1.0
                 if t_spike == s:
                     h = min(h + add, TRACE_MAX)
-                hist[s, b, pos] = h
+                hist[s, pos] = h
             if group == 0 or not keep_y:
-                z[b, pos] = h
-
-
-_SPIKE_TIMES = batch_kernels(_spike_times)
-_TRACE_HISTORY = batch_kernels(_trace_history)
+                z[pos] = h
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -283,8 +280,9 @@ class LearningEngine:
         self.kx, self.ky = len(self.x_names), len(self.y_names)
         self.lx = self.kx * self.n_pre
         # bank offset of each live trace (the others are always 0)
-        trace_offset = {k: self.xpos[k] * self.n_pre for k in self.x_names}
-        trace_offset.update({k: self.lx + self.ypos[k] * self.n_post for k in self.y_names})
+        # (as expressions of the sizes, so that the rule code does not depend on them)
+        trace_offset = {k: f"{self.xpos[k]} * n_pre" for k in self.x_names}
+        trace_offset.update({k: f"{self.kx} * n_pre + {self.ypos[k]} * n_post" for k in self.y_names})
         decay, imp_int, imp_frac = [], [], []
         for k, n in [(k, self.n_pre) for k in self.x_names] + [(k, self.n_post) for k in self.y_names]:
             whole, frac = decompose_impulse(imp[k])
@@ -302,30 +300,32 @@ class LearningEngine:
         self.x_multi_add = np.array([float(a + (0 < b)) for a, b in (decompose_impulse(imp[k]) for k in self.x_names)])
         self.z = np.zeros((batch, self.lx + self.ky * self.n_post))
         self.tx = np.zeros((batch, self.n_pre), dtype=np.int64)
+        self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)  # what the spiking path sends next
         self.ty = np.zeros((batch, self.n_post), dtype=np.int64)
-        self._hist = np.empty((self.t_epoch + 1,) + self.z.shape)  # the epoch's trace history (scratch)
 
         # ---- synaptic variables (pre-major, int32) ------------------------------------------------
         w0 = np.asarray(weights, dtype=np.int32)
         self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).copy()
         shape = (batch, self.n_pre, self.n_post)
-        none = np.zeros((0, 0, 0), dtype=np.int32)
+        none = np.zeros((batch, 0, 0), dtype=np.int32)
         self.tt = np.zeros(shape, dtype=np.int32) if ("dt" in parsed or "t" in used) else none
         self.dt = np.zeros(shape, dtype=np.int32) if ("dd" in parsed or "d" in used) else none
-        self.kernel_source = kernel_source(
+        #: numba source of this connection's rule function (part of the run's step kernel, :mod:`.step_kernel`)
+        self.rule_source = rule_function_source(
+            f"apply_rules_{index}",
             parsed,
             trace_offset,
             ranges={"w": WEIGHT_RANGE[sign_mode], **VAR_RANGE},
             saturation={"w": _SATURATION[("w", sign_mode)], "d": _SATURATION[("d", None)], "t": 0},
             stored={"t": self.tt.size > 0, "d": self.dt.size > 0},
         )
-        self._apply_rules = rule_kernel(self.kernel_source, parallel=batch >= PARALLEL_BATCH)
-        self._spike_times = for_batch(_SPIKE_TIMES, batch)
-        self._trace_history = for_batch(_TRACE_HISTORY, batch)
         lo, hi = WEIGHT_RANGE[sign_mode]
-        # all values fixed points of the update pipeline? (else the first epoch visits every synapse)
-        self.normalized = not (w0.size and (w0.min() < max(lo, -256) or w0.max() > hi))
-        self.tag1_at_min = False
+        # per trial: all values fixed points of the update pipeline? (else the next epoch visits every
+        # synapse); a tag_1 below -256 was written (every epoch visits every synapse)
+        normalized = not (w0.size and (w0.min() < max(lo, -256) or w0.max() > hi))
+        self.normalized = np.full(batch, normalized)
+        self.tag1_at_min = np.zeros(batch, dtype=bool)
+        self.decimation_exp = -1 if self.decimation is None else int(self.decimation)
 
         # ---- random streams (drawn ahead in blocks; bulk draws equal repeated size-1 draws) --------
         self.rng_seeds = [learning_rng_seed(int(s), index) for s in seeds]
@@ -386,51 +386,3 @@ class LearningEngine:
             lo = self.lx + self.ypos[name] * self.n_post
             return slice(lo, lo + self.n_post)
         return None
-
-    # ------------------------------------------------------------------------------------------------
-    def accumulate(self, s_in: np.ndarray, weight_exp: int, graded: bool, out: np.ndarray) -> None:
-        """Next ``a_buff`` ``(B, n_post)`` int32 of the LearningDense for input ``s_in`` (current weights).
-
-        Same integers as :class:`~.dense.DenseSynapse` (:func:`~.dense.send_sum`).
-        """
-        send_sum(self.wt, s_in, graded, graded, weight_exp, out)
-
-    def spike_phase(
-        self, t: int, s_pre: np.ndarray, s_post: np.ndarray, third: dict[str, np.ndarray] | None = None
-    ) -> None:
-        """``recv_traces`` of step ``t``: pre spikes / payloads ``(B, n_pre)``, post spikes ``(B, n_post)``
-        (bool), third-factor values ``{trace: (B, n_post)}`` (3-factor rules)."""
-        k = t % self.t_epoch or self.t_epoch
-        y_multi = self.ky > 0 and not self.three_factor
-        r_y = self.y_imp_draws[2 * t - 1]  # draw 2t-1 of each trial's y impulse stream
-        self._spike_times(
-            self.tx, self.ty, s_pre, s_post, k, self.z, self.n_pre, self.n_post, self.lx,
-            self.x_multi_add, self.y_int, self.y_frac, r_y, y_multi,
-        )  # fmt: skip
-        if self.three_factor:
-            for name, pos in self.ypos.items():
-                value = third.get(name) if third else None
-                self.y[:, pos] = 0 if value is None else value
-
-    def learn(self, t: int) -> None:
-        """Learning phase of step ``t`` (call only when ``t % t_epoch == 0``)."""
-        te = self.t_epoch
-        i = 2 * t
-        u = 0
-        if self.decimation is not None:
-            u = 1 if int(t / te) % 2**self.decimation == 0 else 0
-        hist = self._hist
-        self._trace_history(
-            self.z, self.tx, self.ty, self.lx, self.n_pre, self.n_post, self.decay, self.imp_int,
-            self.imp_frac, self.r_decay[i], self.r_imp[i], hist, bool(self.three_factor),
-        )  # fmt: skip
-        whole = not self.normalized or self.tag1_at_min or (self.has_u and u == 1)
-        low_tag1 = self._apply_rules(
-            self.wt, self.tt, self.dt, self.tx, self.ty, u, whole, self.has_y0, self.has_x0, hist,
-            int(self.round_add[t // te]),
-        )  # fmt: skip
-        if whole:
-            self.normalized = True
-            self.tag1_at_min = bool(low_tag1)
-        else:
-            self.tag1_at_min |= bool(low_tag1)

@@ -23,10 +23,9 @@ Lava's numpy int32 does, :func:`~.intmath.wrap32`)::
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from .intmath import batch_kernels, clip, for_batch, njit, wrap32
+from .intmath import clip, njit, wrap32
 
 #: 2**23: the 24-bit bound of u and v (``max_uv_val``).
 MAX_UV = 2**23
@@ -70,7 +69,8 @@ def decay_toward_zero(x: np.ndarray, factor: int) -> np.ndarray:
     return _decay_array(np.ascontiguousarray(x, dtype=np.int32), int(factor))
 
 
-def _lif_step(
+@njit
+def lif_step(
     u: np.ndarray,
     v: np.ndarray,
     a_in: np.ndarray,
@@ -82,28 +82,24 @@ def _lif_step(
     u_out: np.ndarray,
     v_out: np.ndarray,
 ) -> None:
-    """One ``PyLifModelBitAcc.run_spk`` on ``(B, n)`` int32 ``u``, ``v`` in place (module doc formulas).
+    """One ``PyLifModelBitAcc.run_spk`` of one trial: ``(n,)`` int32 ``u``, ``v`` in place (module doc formulas).
 
-    The spikes go to ``s_out``; ``u_out``, ``v_out`` receive copies of the new ``u``, ``v`` (recording).
+    The spikes go to ``s_out``; ``u_out``, ``v_out`` receive copies of the new ``u``, ``v`` (recording;
+    they may be ``u``, ``v`` themselves).
     """
-    batch, n = u.shape
-    for b in numba.prange(batch):
-        for i in range(n):
-            uu = wrap32(decay_scalar(u[b, i], u_factor) + wrap32(np.int64(a_in[b, i]) << ACT_SHIFT))
-            if uu > MAX_UV:
-                uu -= 2 * MAX_UV
-            elif uu <= -MAX_UV:
-                uu = wrap32(uu + 2 * MAX_UV)
-            u[b, i] = uu
-            u_out[b, i] = uu
-            vv = clip(wrap32(wrap32(decay_scalar(v[b, i], v_factor) + uu) + bias[i]), -(MAX_UV - 1), MAX_UV - 1)
-            spiked = vv > vth_eff
-            s_out[b, i] = spiked
-            v[b, i] = 0 if spiked else vv
-            v_out[b, i] = v[b, i]
-
-
-_LIF_STEP = batch_kernels(_lif_step)
+    for i in range(u.shape[0]):
+        uu = wrap32(decay_scalar(u[i], u_factor) + wrap32(np.int64(a_in[i]) << ACT_SHIFT))
+        if uu > MAX_UV:
+            uu -= 2 * MAX_UV
+        elif uu <= -MAX_UV:
+            uu = wrap32(uu + 2 * MAX_UV)
+        u[i] = uu
+        u_out[i] = uu
+        vv = clip(wrap32(wrap32(decay_scalar(v[i], v_factor) + uu) + bias[i]), -(MAX_UV - 1), MAX_UV - 1)
+        spiked = vv > vth_eff
+        s_out[i] = spiked
+        v[i] = 0 if spiked else vv
+        v_out[i] = v[i]
 
 
 class LifPopulation:
@@ -143,7 +139,6 @@ class LifPopulation:
         self.u = np.broadcast_to(np.asarray(u_init, dtype=np.int32), (batch, self.n)).copy()
         self.v = np.broadcast_to(np.asarray(v_init, dtype=np.int32), (batch, self.n)).copy()
         self._zero_input = np.zeros((batch, self.n), dtype=np.int32)
-        self._kernel = for_batch(_LIF_STEP, batch)
 
     def step(
         self,
@@ -161,8 +156,8 @@ class LifPopulation:
         """
         s = np.empty((self.batch, self.n), dtype=bool) if out is None else out
         a = self._zero_input if a_in is None else a_in
-        self._kernel(
-            self.u, self.v, a, self.bias, self.u_factor, self.v_factor, self.vth_eff, s,
-            self.u if u_out is None else u_out, self.v if v_out is None else v_out,
-        )  # fmt: skip
+        uo = self.u if u_out is None else u_out
+        vo = self.v if v_out is None else v_out
+        for b in range(self.batch):
+            lif_step(self.u[b], self.v[b], a[b], self.bias, self.u_factor, self.v_factor, self.vth_eff, s[b], uo[b], vo[b])
         return s

@@ -20,26 +20,21 @@ time for ``x0``-products, the post spike time for ``y0``-products, the epoch end
 ``x0``/``y0`` factors are the 0/1 dependencies; ``w``/``d``/``t`` the old values.
 
 Interpreting the products per synapse costs ~50 ns; the generated code, where every product, factor,
-constant and bound is a literal, runs at ~6 ns per synapse (n = 100 STDP).  :func:`rule_kernel`
-writes the generated module once per distinct rule set into a cache directory (``$NEURO_HW_CACHE`` or
-``~/.cache/neuro_hw``, else a temporary directory) so numba's on-disk cache compiles it only once.
+constant and bound is a literal, runs at ~3-6 ns per synapse (n = 100 STDP).  The function source of
+:func:`rule_function_source` becomes part of the run's step kernel (:mod:`.step_kernel`), which is
+compiled once per circuit structure and cached on disk (:mod:`.codegen`).
 
-The kernel visits (see :mod:`.learning`, "Where the rules are evaluated") every synapse when
-``whole``, else the synapses of the post rows (post neurons with ``y0``) and of the pre columns (pre
-neurons with ``x0``), each once, in storage order (pre-major), then resets the spike times ``tx``, ``ty`` to 0,
-and returns whether a tag_1 below -256 was written.
+The function works on one trial: ``w``, ``tag1``, ``tag2`` ``(n_pre, n_post)`` (pre-major), spike
+times ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)``, the epoch's trace history ``hist`` ``(t_epoch + 1,
+n_traces)``, scratch ``rows`` ``(n_post,)`` int64.  It visits (see :mod:`.learning`, "Where the rules
+are evaluated") every synapse when ``whole``, else the synapses of the post rows (post neurons with
+``y0``) and of the pre columns (pre neurons with ``x0``), each once, in storage order, then resets the
+spike times ``tx``, ``ty`` to 0, and returns whether a tag_1 below -256 was written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Mapping
 
 from .intmath import wrap32
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, Product
@@ -50,64 +45,60 @@ ACC_MAX = 2**15 - 1
 #: Smallest tag_1 that is a fixed point of the pipeline for an untouched synapse (-257 << 7 < ACC_MIN).
 TAG1_FIXED_MIN = -256
 
-_HEADER = """import numpy as np
-from numba import njit, prange
-from neuro_hw.emulator.intmath import clip, wrap32
-"""
-
 _DRIVER = """
 
-@njit(cache=True, nogil=True, parallel={PARALLEL})
-def {NAME}(w, tag1, tag2, tx, ty, u, whole, rows_by_y0, cols_by_x0, hist, round_add):
-    batch, n_pre, n_post = w.shape
+@njit(cache=True, nogil=True)
+def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, rows):
+    n_pre, n_post = w.shape
     te = hist.shape[0] - 1
-    low = np.zeros(batch, dtype=np.bool_)
-    post_rows = np.empty((batch, n_post), dtype=np.int64)  # one allocation, not one per trial
-    for b in prange(batch):
-        low_tag1 = False
-        if whole:
+    low_tag1 = False
+    if whole:
+        for j in range(n_pre):
+            t_pre = tx[j]
+            for i in range(n_post):
+                t_post = ty[i]
+                {WHOLE}
+    else:  # u == 0 here (u == 1 visits every synapse)
+        n_rows = 0
+        if {ROWS_BY_Y0}:
+            for i in range(n_post):
+                if ty[i] > 0:
+                    rows[n_rows] = i
+                    n_rows += 1
+        for j in range(n_pre):
+            t_pre = tx[j]
+            if {COLS_BY_X0} and t_pre > 0:
+                for i in range(n_post):  # a pre column (it includes the post rows' synapses)
+                    t_post = ty[i]
+                    {COLUMN}
+        for k in range(n_rows):  # the post rows, minus the pre columns (x0 = 0 there if they exist)
+            i = rows[k]
+            t_post = ty[i]
             for j in range(n_pre):
-                for i in range(n_post):
-                    {UPDATE}
-        else:
-            rows = post_rows[b]
-            n_rows = 0
-            if rows_by_y0:
-                for i in range(n_post):
-                    if ty[b, i] > 0:
-                        rows[n_rows] = i
-                        n_rows += 1
-            for j in range(n_pre):  # storage is pre-major: walk it row by row
-                if cols_by_x0 and tx[b, j] > 0:
-                    for i in range(n_post):  # a pre column (it includes the post rows' synapses)
-                        {UPDATE}
-                else:
-                    for k in range(n_rows):  # the post rows
-                        i = rows[k]
-                        {UPDATE}
-        low[b] = low_tag1
-        tx[b] = 0  # the epoch's spike times are consumed
-        ty[b] = 0
-    return low.any()
+                t_pre = tx[j]
+                if {COLS_BY_X0} and t_pre > 0:
+                    continue
+                {ROW}
+    tx[:] = 0  # the epoch's spike times are consumed
+    ty[:] = 0
+    return low_tag1
 """
 
-_loaded: dict[str, ModuleType] = {}
 
-
-def _factor_source(f, dep: str, trace_offset: Mapping[str, int]) -> str:
+def _factor_source(f, dep: str, trace_offset: Mapping[str, str]) -> str:
     """Expression of one clipped factor (a float or int) for a product with dependency ``dep``."""
     if f.var in ("x0", "y0"):
         val = f.var
     elif f.var in ("w", "d", "t"):
         val = f"old_{f.var}"
     else:
-        off = trace_offset.get(f.var, -1)
-        if off < 0:
+        off = trace_offset.get(f.var)
+        if off is None:
             val = "0.0"
         else:
             at = {"x0": "t_pre", "y0": "t_post"}.get(dep, "te")
             idx = f"{off} + j" if f.var.startswith("x") else f"{off} + i"
-            val = f"hist[{at}, b, {idx}]"
+            val = f"hist[{at}, {idx}]"
     if f.const is not None:
         val = f"({val} + {float(f.const)!r})"
     if f.sgn:
@@ -116,27 +107,54 @@ def _factor_source(f, dep: str, trace_offset: Mapping[str, int]) -> str:
     return f"np.int64(clip({val}, {-bound}, {bound - 1}))"
 
 
-def kernel_source(
+def rule_function_source(
+    name: str,
     parsed: Mapping[str, tuple[Product, ...]],
-    trace_offset: Mapping[str, int],
+    trace_offset: Mapping[str, str],
     ranges: Mapping[str, tuple[int, int]],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
 ) -> str:
-    """Python source of ``apply_rules`` for the given products (see module doc).
+    """Python source of the numba function ``name`` that applies the given products (see module doc).
 
-    ``trace_offset``: bank offset of each live trace (missing = always 0); ``ranges``/``saturation``: per
+    ``trace_offset``: bank offset of each live trace as an expression of ``n_pre``, ``n_post`` (missing =
+    always 0); ``ranges``/``saturation``: per
     variable ``w``/``d``/``t`` the final clip and the sign saturation (0 none, 1 max(0, .), 2 min(0, .));
     ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0).
     """
+    has_x0 = any(p.dependency == "x0" for ps in parsed.values() for p in ps)
+    has_y0 = any(p.dependency == "y0" for ps in parsed.values() for p in ps)
+    args = (parsed, trace_offset, ranges, saturation, stored)
+    variants = {
+        "WHOLE": _update_lines({}, *args),
+        "COLUMN": _update_lines({"x0": 1, "u": 0}, *args),
+        "ROW": _update_lines({"y0": 1, "u": 0, **({"x0": 0} if has_x0 else {})}, *args),
+    }
+    # the update is pasted into each loop of the driver (a numba call per synapse costs ~30 ns)
+    driver = _DRIVER.replace("{NAME}", name).replace("{ROWS_BY_Y0}", str(has_y0)).replace("{COLS_BY_X0}", str(has_x0))
+    for key, lines in variants.items():
+        at = driver.index("{" + key + "}")
+        indent = at - driver.rindex("\n", 0, at) - 1
+        driver = driver.replace("{" + key + "}", ("\n" + " " * indent).join(lines))
+    return driver
+
+
+def _update_lines(
+    known: Mapping[str, int],
+    parsed: Mapping[str, tuple[Product, ...]],
+    trace_offset: Mapping[str, str],
+    ranges: Mapping[str, tuple[int, int]],
+    saturation: Mapping[str, int],
+    stored: Mapping[str, bool],
+) -> list[str]:
+    """The update of synapse ``(j, i)`` (``t_pre``, ``t_post`` loaded); ``known``: dependencies with a
+    literal value in this loop (a product with a known 0 dependency reduces to its accumulator clip)."""
     out = [
-        "t_pre = tx[b, j]",
-        "t_post = ty[b, i]",
-        "x0 = 1 if t_pre > 0 else 0",
-        "y0 = 1 if t_post > 0 else 0",
-        "old_w = np.int64(w[b, j, i])",
-        f"old_d = {'np.int64(tag2[b, j, i])' if stored['d'] else '0'}",
-        f"old_t = {'np.int64(tag1[b, j, i])' if stored['t'] else '0'}",
+        f"x0 = {known['x0']}" if "x0" in known else "x0 = 1 if t_pre > 0 else 0",
+        f"y0 = {known['y0']}" if "y0" in known else "y0 = 1 if t_post > 0 else 0",
+        "old_w = np.int64(w[j, i])",
+        f"old_d = {'np.int64(tag2[j, i])' if stored['d'] else '0'}",
+        f"old_t = {'np.int64(tag1[j, i])' if stored['t'] else '0'}",
     ]
     for tgt in TARGET_ORDER:
         if tgt not in parsed:
@@ -146,16 +164,20 @@ def kernel_source(
         out.append(f"acc = {'wrap32(old_w << 7)' if wrap else f'old_{var} << 7'}")
         for p in parsed[tgt]:
             dep = {"x0": "x0", "y0": "y0"}.get(p.dependency, "u")
-            scale = int(wrap32(p.mantissa << p.s_exp)) if p.shift == 0 else int(wrap32(p.mantissa))
-            out.append(f"if {dep} != 0:")
-            out.append(f"    c = {scale}")
-            for f in p.factors:
-                # float -> int32 truncates toward zero, as numpy's unsafe cast
-                out.append(f"    c = wrap32(c * {_factor_source(f, p.dependency, trace_offset)})")
-            if p.shift:
-                out.append(f"    c = wrap32((c >> {p.shift}) << {p.s_exp})")
-            out.append(f"    c = clip(c, {ACC_MIN}, {ACC_MAX})")
-            out.append(f"    acc = {'wrap32(acc + c)' if wrap else 'acc + c'}")
+            value = known.get(dep)
+            if value != 0:  # a zero product adds nothing, but the accumulator is still clipped
+                pad = "" if value == 1 else "    "
+                if value is None:
+                    out.append(f"if {dep} != 0:")
+                scale = int(wrap32(p.mantissa << p.s_exp)) if p.shift == 0 else int(wrap32(p.mantissa))
+                out.append(f"{pad}c = {scale}")
+                for f in p.factors:
+                    # float -> int32 truncates toward zero, as numpy's unsafe cast
+                    out.append(f"{pad}c = wrap32(c * {_factor_source(f, p.dependency, trace_offset)})")
+                if p.shift:
+                    out.append(f"{pad}c = wrap32((c >> {p.shift}) << {p.s_exp})")
+                out.append(f"{pad}c = clip(c, {ACC_MIN}, {ACC_MAX})")
+                out.append(f"{pad}acc = {'wrap32(acc + c)' if wrap else 'acc + c'}")
             out.append(f"acc = clip(acc, {ACC_MIN}, {ACC_MAX})")
         if saturation[var] == 1:
             out.append("acc = max(acc, 0)")
@@ -165,60 +187,10 @@ def kernel_source(
         out.append(f"new_{var} = clip((acc + round_add) >> 7, {lo}, {hi})")
     changed = {TARGET_VARIABLE[t] for t in parsed}
     if "w" in changed:
-        out.append("w[b, j, i] = new_w")
+        out.append("w[j, i] = new_w")
     if "d" in changed and stored["d"]:
-        out.append("tag2[b, j, i] = new_d")
+        out.append("tag2[j, i] = new_d")
     if "t" in changed and stored["t"]:
-        out.append("tag1[b, j, i] = new_t")
+        out.append("tag1[j, i] = new_t")
         out.append(f"low_tag1 |= new_t < {TAG1_FIXED_MIN}")
-    # the update is pasted into each loop of the driver (a numba call per synapse costs ~30 ns); the
-    # driver is emitted twice: serial, and split over threads by trial (separate names: separate caches)
-    source = _HEADER
-    for name, parallel in (("apply_rules", False), ("apply_rules_parallel", True)):
-        driver = _DRIVER.replace("{NAME}", name).replace("{PARALLEL}", str(parallel))
-        for indent in (24, 20):  # deepest first: "    " * 5 + "{UPDATE}" ends with "    " * 4 + "{UPDATE}"
-            driver = driver.replace(" " * indent + "{UPDATE}", "\n".join(" " * indent + line for line in out))
-        assert "{UPDATE}" not in driver
-        source += driver
-    return source
-
-
-def _cache_dir() -> Path:
-    candidates = [os.environ.get("NEURO_HW_CACHE"), str(Path.home() / ".cache" / "neuro_hw")]
-    for c in candidates:
-        if not c:
-            continue
-        path = Path(c) / "rule_kernels"
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            if os.access(path, os.W_OK):
-                return path
-        except OSError:
-            continue
-    path = Path(tempfile.gettempdir()) / f"neuro_hw_rule_kernels_{os.getuid()}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def rule_kernel(source: str, parallel: bool = False) -> Callable:
-    """The compiled ``apply_rules`` (``parallel``: ``apply_rules_parallel``) of ``source`` (:func:`kernel_source`).
-
-    The module is loaded once per process; numba compiles each function on its first call.
-    """
-    key = hashlib.sha256(source.encode()).hexdigest()[:20]
-    attr = "apply_rules_parallel" if parallel else "apply_rules"
-    if key in _loaded:
-        return getattr(_loaded[key], attr)
-    path = _cache_dir() / f"rules_{key}.py"
-    if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)  # atomic: concurrent processes write the same text
-    name = f"neuro_hw_rule_kernel_{key}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    _loaded[key] = module
-    return getattr(module, attr)
+    return out

@@ -1,7 +1,7 @@
 """Batch semantics: B trials in one emulator run equal B separate single-trial runs, value for value.
 
-A batch of B >= 8 (``intmath.PARALLEL_BATCH``) runs the kernels' trial loops on all cores (other
-compiled code than B = 1), so this is a real check; B = 3 covers the serial trial loop.
+A batch is split into trial ranges run by one thread each (``step_kernel.trial_ranges``); B = 3 and
+B = 8 check uneven and even splits, and the split itself is checked with more threads than cores.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from emulator_cases import assert_identical, learning_cases, lif_dense_cases
 
 from neuro_hw.emulator import run_program_emulator
-from neuro_hw.emulator.intmath import PARALLEL_BATCH
+from neuro_hw.emulator import step_kernel
 from neuro_hw.result import Result
 
 
@@ -30,7 +30,7 @@ def _trial(res: Result, b: int) -> Result:
     )
 
 
-@pytest.mark.parametrize("batch", [3, PARALLEL_BATCH])
+@pytest.mark.parametrize("batch", [3, 8])
 @pytest.mark.parametrize("builder", [lif_dense_cases, learning_cases])
 def test_batch_equals_separate_runs(builder, batch):
     book = builder(steps=120, seed=11)
@@ -67,3 +67,16 @@ def test_seed_changes_learning_only_through_the_rng_streams():
     res = run_program_emulator(book.program(), book.data, 150, seed=[1, 2])
     assert not np.array_equal(res.weights["stdp1.w"][0], res.weights["stdp1.w"][1])
     assert res.metadata["emulator"]["seeds"] == [1, 2]
+
+
+def test_trial_ranges_cover_the_batch_once_and_more_threads_give_the_same_values(monkeypatch):
+    assert step_kernel.trial_ranges(8, 2) == [(0, 4), (4, 8)]
+    assert step_kernel.trial_ranges(3, 2) == [(0, 2), (2, 3)]
+    assert step_kernel.trial_ranges(2, 5) == [(0, 1), (1, 2)]
+    assert step_kernel.trial_ranges(1, 1) == [(0, 1)]
+    book = learning_cases(steps=60, seed=2)
+    prog = book.program()
+    data = {k: np.stack([v, v[::-1], v, v[::-1], v]) for k, v in book.data.items()}
+    base = run_program_emulator(prog, data, 60, seed=[1, 2, 3, 4, 5])
+    monkeypatch.setattr(step_kernel, "worker_count", lambda: 4)  # 5 trials on 4 threads: ranges of 1 and 2
+    assert_identical(run_program_emulator(prog, data, 60, seed=[1, 2, 3, 4, 5]), base, "4 threads")

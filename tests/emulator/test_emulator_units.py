@@ -470,19 +470,30 @@ def test_first_mismatch_reports_the_earliest_difference():
     assert "missing" in str(first_mismatch(a_res, b_res).a)
 
 
-def test_rule_kernels_are_generated_once_per_rule_set_into_the_cache_dir(tmp_path, monkeypatch):
-    from neuro_hw.emulator.learning import LearningEngine
+def test_step_kernels_are_generated_once_per_circuit_structure_into_the_cache_dir(tmp_path, monkeypatch):
+    from neuro_hw.emulator import codegen
+    from neuro_hw.emulator.engine import EmulatorRun
 
     monkeypatch.setenv("NEURO_HW_CACHE", str(tmp_path))
-    lp = learning({"dw": "2^-3*x1*y0 - 3*2^-4*y1*x0 + 2^-5*u0*(w-16)"}, {"x1": 12.0, "y1": 12.0}, {"x1": 5, "y1": 5})
-    w = np.full((3, 4), 20)
-    a = LearningEngine("c", lp, w, "mixed", [0], 0, 10)
-    b = LearningEngine("c", lp, w, "mixed", [1, 2], 0, 10)
-    assert a._apply_rules is b._apply_rules  # same rule set and layout: one kernel
-    files = list((tmp_path / "rule_kernels").glob("rules_*.py"))
-    assert len(files) == 1 and files[0].read_text() == a.kernel_source
+    monkeypatch.setattr(codegen, "_loaded", {})
+
+    def prog(n_in, n_out, w0):
+        lp = learning(
+            {"dw": "2^-3*x1*y0 - 3*2^-4*y1*x0 + 2^-5*u0*(w-16)"}, {"x1": 12.0, "y1": 12.0}, {"x1": 5, "y1": 5}
+        )
+        conn = ConnectionProgram("c", "in", "p", np.full((n_out, n_in), w0), learning=lp)
+        return program(inputs=[InputProgram("in", n_in)], neurons=[lif("p", n_out)], connections=[conn])
+
+    a = EmulatorRun(prog(4, 3, 20), [0])
+    b = EmulatorRun(prog(7, 2, -5), [1, 2])  # other sizes, weights and batch: the same structure
+    assert a.kernel.function is b.kernel.function
+    files = list((tmp_path / "kernels").glob("steps_*.py"))
+    assert len(files) == 1 and files[0].read_text() == a.kernel.source
     # every product is literal code: the scale of the last product, the (w - 16) factor and the u dependency
-    assert "if u != 0:" in a.kernel_source and "(old_w + -16.0)" in a.kernel_source
+    assert "if u != 0:" in a.kernel.source and "(old_w + -16.0)" in a.kernel.source
+    c = EmulatorRun(prog(4, 3, 20), [0], record="spikes")  # another structure: recording is in the code
+    assert c.kernel.function is not a.kernel.function
+    assert len(list((tmp_path / "kernels").glob("steps_*.py"))) == 2
 
 
 def test_backends_share_program_checks_with_their_own_error_class():

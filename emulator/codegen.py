@@ -1,0 +1,58 @@
+"""Load generated numba source as a module whose compiled functions numba caches on disk.
+
+numba's on-disk cache (``cache=True``) keys a function by its source file, so generated code must live
+in a real file: :func:`load_generated` writes the source once per distinct text into
+``$NEURO_HW_CACHE/kernels`` (or ``~/.cache/neuro_hw/kernels``, else a per-user temporary directory) as
+``<prefix>_<sha256>.py`` and imports it.  A second process (or run) with the same source finds the file
+unchanged and numba reuses its compiled functions instead of compiling them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def cache_dir() -> Path:
+    """The writable directory for generated kernel modules (created if needed)."""
+    candidates = [os.environ.get("NEURO_HW_CACHE"), str(Path.home() / ".cache" / "neuro_hw")]
+    for c in candidates:
+        if not c:
+            continue
+        path = Path(c) / "kernels"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if os.access(path, os.W_OK):
+                return path
+        except OSError:
+            continue
+    path = Path(tempfile.gettempdir()) / f"neuro_hw_kernels_{os.getuid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_generated(source: str, prefix: str) -> ModuleType:
+    """The module of ``source``, written to :func:`cache_dir` as ``<prefix>_<hash>.py`` and imported once per process."""
+    key = f"{prefix}_{hashlib.sha256(source.encode()).hexdigest()[:20]}"
+    if key in _loaded:
+        return _loaded[key]
+    path = cache_dir() / f"{key}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)  # atomic: concurrent processes write the same text
+    name = f"neuro_hw_generated_{key}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _loaded[key] = module
+    return module
