@@ -39,7 +39,7 @@ def cache_dir() -> Path:
 
 
 def load_generated(source: str, prefix: str) -> ModuleType:
-    """The module of ``source``, written to :func:`cache_dir` as ``<prefix>_<hash>.py`` and imported once per process."""
+    """The module of ``source``, written to :func:`cache_dir` as ``<prefix>_<hash>.py``; imported once per process."""
     key = f"{prefix}_{hashlib.sha256(source.encode()).hexdigest()[:20]}"
     if key in _loaded:
         return _loaded[key]

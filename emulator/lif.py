@@ -52,7 +52,8 @@ def effective_bias(bias_mant: np.ndarray, bias_exp: np.ndarray) -> np.ndarray:
 def decay_scalar(x: int, factor: int) -> int:
     """``sign(p) * (|p| >> 12)`` with ``p = x * factor`` (int64): Lava's decay, rounding toward zero."""
     p = np.int64(x) * factor
-    return -((-p) >> DECAY_SHIFT) if p < 0 else p >> DECAY_SHIFT
+    # -((-p) >> 12) == (p + 4095) >> 12 for p < 0 (both round toward zero); branch-free, so it vectorises
+    return (p + ((p >> 63) & (DECAY_UNITY - 1))) >> DECAY_SHIFT
 
 
 @njit
@@ -159,5 +160,7 @@ class LifPopulation:
         uo = self.u if u_out is None else u_out
         vo = self.v if v_out is None else v_out
         for b in range(self.batch):
-            lif_step(self.u[b], self.v[b], a[b], self.bias, self.u_factor, self.v_factor, self.vth_eff, s[b], uo[b], vo[b])
+            lif_step(
+                self.u[b], self.v[b], a[b], self.bias, self.u_factor, self.v_factor, self.vth_eff, s[b], uo[b], vo[b]
+            )
         return s

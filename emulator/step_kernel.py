@@ -108,8 +108,7 @@ class StepKernel:
         args = ["b0", "b1", "steps", "t0", "wrow"]
         init: list[str] = []  # per trial, before the step loop
         body: list[str] = []  # per step
-        for name, pop in self.pops.items():
-            p = self.pop_index[name]
+        for p in self.pop_index.values():
             args += [f"p{p}_u", f"p{p}_v", f"p{p}_bias", f"p{p}_uf", f"p{p}_vf", f"p{p}_vth", f"p{p}_s"]
             if self.full:
                 args += [f"p{p}_ru", f"p{p}_rv"]
@@ -120,7 +119,9 @@ class StepKernel:
         for name, conn in self.conns.items():
             c = self.conn_index[name]
             p = self.pop_index[self.program.connections[name].target]
-            out = f"c{c}_line[b, c{c}_head, k]" if isinstance(conn, DenseSynapse) and conn.delayed else f"c{c}_out[b, k]"
+            out = (
+                f"c{c}_line[b, c{c}_head, k]" if isinstance(conn, DenseSynapse) and conn.delayed else f"c{c}_out[b, k]"
+            )
             body += [
                 f"for k in range(p{p}_in.shape[0]):",
                 f"    p{p}_in[k] = wrap32(p{p}_in[k] + {out})",

@@ -16,14 +16,13 @@ half-written result behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import functools
 
 import h5py
 import numpy as np

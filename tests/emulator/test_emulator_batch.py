@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from emulator_cases import assert_identical, learning_cases, lif_dense_cases
 
-from neuro_hw.emulator import run_program_emulator
-from neuro_hw.emulator import step_kernel
+from neuro_hw.emulator import run_program_emulator, step_kernel
 from neuro_hw.result import Result
 
 
