@@ -129,7 +129,7 @@ def bench_batched(n: int, batch: int, steps: tuple[int, int], lava_single: dict)
     def emu(t):
         return neuro_hw.run(program, {"in": x[:, :t]}, t, backend="emulator", seed=0, weights_every=t)
 
-    emu_step, _, res = per_step(emu, *steps, repeats=2)
+    emu_step, _, res = per_step(emu, *steps, repeats=3)
     # spot-check: trial 5 of the batch equals a single-trial Lava run on the same stimulus
     lava_trial = neuro_hw.run(program, {"in": x[5:6, : steps[0]]}, steps[0], backend="lava", seed=0)
     emu_trial = neuro_hw.run(program, {"in": x[5:6, : steps[0]]}, steps[0], backend="emulator", seed=0)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ratio']:>7.1f}x {str(r['bit_exact']):>6} {r['rate_l1']:>6.3f}/{r['rate_l2']:.3f}"
         )
     single_100 = next(c for c in cases if c["n"] == 100 and c["stdp"])
-    batched = bench_batched(100, 64, (50, 250) if q else (100, 500), single_100)
+    batched = bench_batched(100, 64, (50, 250) if q else (200, 1000), single_100)
     print(
         f"batched B=64, n=100, STDP: emulator {batched['emulator_trial_steps_per_s']:.0f} trial-steps/s, "
         f"Lava {batched['lava_trial_steps_per_s']:.0f} (trials run one after another): "

@@ -14,7 +14,9 @@ The emulator never imports Lava.  It reproduces, per step ``t = 1..T`` (Lava's 1
 4. plastic connections with ``t % t_epoch == 0`` run their learning phase (:mod:`.learning`);
 5. the state at the end of the step is recorded.
 
-Everything is vectorised over the batch of ``B`` independent trials.
+:mod:`.step_kernel` generates this loop for the Program as one compiled function;
+:class:`EmulatorRun` holds the state it advances (populations, connections, learning engines) and
+the recordings of each chunk.  The ``B`` trials are independent and run on one thread per core.
 """
 
 from __future__ import annotations
@@ -87,9 +89,9 @@ class EmulatorRun:
 
     :meth:`advance` runs the next ``steps`` steps with their inputs and returns what they recorded; the
     state (voltages, synaptic outputs in flight, traces, weights, random streams) carries over exactly,
-    so any split of a run into chunks gives the values of one long run.  Static connections fed by an
-    input compute their outputs for a whole chunk at once (with the last inputs of the previous chunk
-    that are still in flight).
+    so any split of a run into chunks gives the values of one long run.  The step kernel
+    (:class:`~.step_kernel.StepKernel`) is built here, once per run (loaded from the disk cache when a
+    circuit of the same structure ran before).
 
     Parameters
     ----------

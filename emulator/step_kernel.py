@@ -22,7 +22,7 @@ plastic with which rules, what is recorded); sizes and parameters are arguments,
 same structure share one compiled function.  The source is written to the kernel cache
 (:mod:`.codegen`), where numba caches its machine code: a new structure compiles once (a few seconds),
 later runs load it.  Trials are split into contiguous ranges run by one thread per core (the function
-releases the GIL).
+releases the GIL; :meth:`StepKernel.run`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ from neuro_hw.emulator.intmath import clip, wrap32
 from neuro_hw.emulator.learning import spike_times, trace_history
 from neuro_hw.emulator.lif import lif_step
 """
+
+
+#: Trial ranges per thread (dynamic load balancing; each range costs ~20 us of dispatch).
+TASKS_PER_WORKER = 4
 
 
 def worker_count() -> int:
@@ -295,18 +299,22 @@ class StepKernel:
         return values
 
     def run(self, batch: int, values: Mapping[str, Any]) -> None:
-        """Run ``run_chunk`` for trials ``0 .. batch-1``, split over :func:`worker_count` threads."""
+        """Run ``run_chunk`` for trials ``0 .. batch-1`` on :func:`worker_count` threads.
+
+        The batch is cut into up to ``TASKS_PER_WORKER`` ranges per thread, taken from a queue, so a
+        thread that is slowed down (another process on its core) does not hold up the others."""
         ordered = [values[k] for k in self.arg_names[2:]]
-        ranges = trial_ranges(batch, worker_count())
-        if len(ranges) == 1:
+        workers = min(worker_count(), batch)
+        if workers <= 1:
             self.function(0, batch, *ordered)
             return
-        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            ranges = trial_ranges(batch, workers * TASKS_PER_WORKER)
             for future in [pool.submit(self.function, lo, hi, *ordered) for lo, hi in ranges]:
                 future.result()
 
 
-def trial_ranges(batch: int, workers: int) -> list[tuple[int, int]]:
-    """Contiguous, nearly equal trial ranges ``[(lo, hi), ...]`` for ``workers`` threads (none empty)."""
-    bounds = np.linspace(0, batch, max(1, min(workers, batch)) + 1).round().astype(int)
+def trial_ranges(batch: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous, nearly equal trial ranges ``[(lo, hi), ...]``: ``min(parts, batch)`` of them, none empty."""
+    bounds = np.linspace(0, batch, max(1, min(parts, batch)) + 1).round().astype(int)
     return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]

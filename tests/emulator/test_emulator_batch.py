@@ -1,7 +1,7 @@
 """Batch semantics: B trials in one emulator run equal B separate single-trial runs, value for value.
 
-A batch is split into trial ranges run by one thread each (``step_kernel.trial_ranges``); B = 3 and
-B = 8 check uneven and even splits, and the split itself is checked with more threads than cores.
+A batch is split into trial ranges run on one thread per core (``step_kernel.trial_ranges``); B = 3 and
+B = 8 check uneven and even splits, and the split itself is checked with other thread counts.
 """
 
 from __future__ import annotations
@@ -77,5 +77,8 @@ def test_trial_ranges_cover_the_batch_once_and_more_threads_give_the_same_values
     prog = book.program()
     data = {k: np.stack([v, v[::-1], v, v[::-1], v]) for k, v in book.data.items()}
     base = run_program_emulator(prog, data, 60, seed=[1, 2, 3, 4, 5])
-    monkeypatch.setattr(step_kernel, "worker_count", lambda: 4)  # 5 trials on 4 threads: ranges of 1 and 2
-    assert_identical(run_program_emulator(prog, data, 60, seed=[1, 2, 3, 4, 5]), base, "4 threads")
+    for workers, tasks in [(1, 1), (3, 1), (2, 4)]:  # one range; ranges of 1 and 2 trials; one trial per task
+        monkeypatch.setattr(step_kernel, "worker_count", lambda w=workers: w)
+        monkeypatch.setattr(step_kernel, "TASKS_PER_WORKER", tasks)
+        again = run_program_emulator(prog, data, 60, seed=[1, 2, 3, 4, 5])
+        assert_identical(again, base, f"{workers} threads x {tasks} ranges")
