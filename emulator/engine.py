@@ -136,7 +136,7 @@ class EmulatorRun:
 
     def initial_variables(self) -> dict[str, np.ndarray]:
         """Effective initial ``conn.w``/``conn.t``/``conn.d`` ``(B, n_post, n_pre)`` of the plastic connections."""
-        return {f"{name}.{k}": eng.variable(k).copy() for name, eng in self.engines.items() for k in ("w", "t", "d")}
+        return {f"{name}.{k}": eng.variable(k) for name, eng in self.engines.items() for k in ("w", "t", "d")}
 
     def advance(self, data: dict[str, np.ndarray], steps: int, weight_steps: Sequence[int] = ()) -> Chunk:
         """Run ``steps`` more steps with inputs ``{name: (B, steps, n)}`` (as :func:`normalize_inputs`).

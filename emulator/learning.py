@@ -203,11 +203,12 @@ def trace_history(
 class LearningEngine:
     """Learning state and arithmetic of one plastic connection for ``B`` trials (see module doc).
 
-    Storage: the synaptic variables ``wt``, ``tt`` (tag_1), ``dt`` (tag_2) are int32 and **pre-major**,
-    ``(B, n_pre, n_post)`` (the rows of the pre neurons that spiked are contiguous: that is what the
-    spiking path reads); tags that no rule uses are not stored.  The trace registers of both groups
-    live in one float64 bank ``z`` ``(B, Kx*n_pre + Ky*n_post)`` holding integers (only the traces
-    that can be nonzero), ``tx``/``ty`` hold the within-epoch spike times (0 = none).
+    Storage: the synaptic variables ``wt``, ``tt`` (tag_1), ``dt`` (tag_2) are int16 (``wt`` int32 for
+    initial weights beyond int16) and **pre-major**, ``(B, n_pre, n_post)`` (the rows of the pre neurons
+    that spiked are contiguous: that is what the spiking path reads); tags that no rule uses are not
+    stored.  The trace registers of both groups live in one float64 bank ``z`` ``(B, Kx*n_pre +
+    Ky*n_post)`` holding integers (only the traces that can be nonzero), ``tx``/``ty`` hold the
+    within-epoch spike times (0 = none).
 
     The Program has passed :func:`neuro_hw.compile.checks.check_program` (rule keys, t_epoch, trace names,
     third factors); rule strings that Lava's parser refuses raise :class:`ValidationError` here.
@@ -303,13 +304,18 @@ class LearningEngine:
         self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)  # what the spiking path sends next
         self.ty = np.zeros((batch, self.n_post), dtype=np.int64)
 
-        # ---- synaptic variables (pre-major, int32) ------------------------------------------------
+        # ---- synaptic variables (pre-major) -------------------------------------------------------
+        # Lava holds them in int32/int64, but every value the rules write is clipped to 9 bits (w in its
+        # sign-mode range, tags in [-257, 255]), so int16 holds them exactly -- and halves the memory the
+        # per-synapse loops touch; only initial weights outside int16 (LearningDense does not clip them)
+        # keep int32.  :meth:`variable` returns int32.
         w0 = np.asarray(weights, dtype=np.int32)
-        self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).copy()
+        fits = w0.size == 0 or (w0.min() >= np.iinfo(np.int16).min and w0.max() <= np.iinfo(np.int16).max)
+        self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).astype(np.int16 if fits else np.int32)
         shape = (batch, self.n_pre, self.n_post)
-        none = np.zeros((batch, 0, 0), dtype=np.int32)
-        self.tt = np.zeros(shape, dtype=np.int32) if ("dt" in parsed or "t" in used) else none
-        self.dt = np.zeros(shape, dtype=np.int32) if ("dd" in parsed or "d" in used) else none
+        none = np.zeros((batch, 0, 0), dtype=np.int16)
+        self.tt = np.zeros(shape, dtype=np.int16) if ("dt" in parsed or "t" in used) else none
+        self.dt = np.zeros(shape, dtype=np.int16) if ("dd" in parsed or "d" in used) else none
         #: numba source of this connection's rule function (part of the run's step kernel, :mod:`.step_kernel`)
         self.rule_source = rule_function_source(
             f"apply_rules_{index}",
@@ -372,11 +378,11 @@ class LearningEngine:
         return self.z[:, self.lx :].reshape(self.batch, self.ky, self.n_post)
 
     def variable(self, var: str) -> np.ndarray:
-        """``w``, ``t`` or ``d`` as ``(B, n_post, n_pre)`` (a transposed view; never-used tags are zeros)."""
+        """``w``, ``t`` or ``d`` as ``(B, n_post, n_pre)`` int32 (a copy; never-used tags are zeros)."""
         arr = {"w": self.wt, "t": self.tt, "d": self.dt}[var]
         if arr.size == 0 and self.wt.size:
             return np.zeros((self.batch, self.n_post, self.n_pre), dtype=np.int32)
-        return arr.transpose(0, 2, 1)
+        return arr.transpose(0, 2, 1).astype(np.int32)
 
     def trace_columns(self, name: str) -> slice | None:
         """Columns of trace ``name`` in the bank ``z`` (None: the trace is always 0 and not stored)."""
