@@ -204,3 +204,17 @@ def test_random_circuits_match_lava(case):
 @given(circuits())
 def test_random_circuits_match_lava_exhaustive(case):
     _check_random_circuit(case)
+
+
+def test_initial_learning_weights_beyond_int16_match_lava():
+    # LearningDense does not clip its initial weights: values outside int16 keep the emulator's int32
+    # storage (the usual 9-bit weights are held in int16); the first epoch clips them to the sign-mode range
+    book = CaseBook(60, seed=3)
+    book.spikes("in", 3, 0.3)
+    book.pop("p", 2, vth=2**20)
+    w0 = np.array([[40000, -40000, 300], [70000, 5, -2**20]])
+    book.conn("wide", "in", "p", w0, learning=learning({"dw": "2^-2*x1*y0 - 2^-3*y1*x0"}, {"x1": 20.0, "y1": 20.0}))
+    emu, lava = run_both(book, steps=60, seed=2)
+    assert_identical(emu, lava, "initial weights beyond int16")
+    assert emu.weights["wide.w"][0, 0].tolist() == [[40000, -40000, 300], [70000, 4, -2**20]]  # LSB truncation
+    assert np.abs(emu.weights["wide.w"][0, -1]).max() <= 256  # clipped by the first learning epoch
