@@ -212,9 +212,9 @@ def test_initial_learning_weights_beyond_int16_match_lava():
     book = CaseBook(60, seed=3)
     book.spikes("in", 3, 0.3)
     book.pop("p", 2, vth=2**20)
-    w0 = np.array([[40000, -40000, 300], [70000, 5, -2**20]])
+    w0 = np.array([[40000, -40000, 300], [70000, 5, -(2**20)]])
     book.conn("wide", "in", "p", w0, learning=learning({"dw": "2^-2*x1*y0 - 2^-3*y1*x0"}, {"x1": 20.0, "y1": 20.0}))
     emu, lava = run_both(book, steps=60, seed=2)
     assert_identical(emu, lava, "initial weights beyond int16")
-    assert emu.weights["wide.w"][0, 0].tolist() == [[40000, -40000, 300], [70000, 4, -2**20]]  # LSB truncation
+    assert emu.weights["wide.w"][0, 0].tolist() == [[40000, -40000, 300], [70000, 4, -(2**20)]]  # LSB truncation
     assert np.abs(emu.weights["wide.w"][0, -1]).max() <= 256  # clipped by the first learning epoch
