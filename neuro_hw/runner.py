@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numba
 import numpy as np
 
 from neuro_hw.compile.program import Program
@@ -25,6 +26,26 @@ from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 
 BACKENDS = ("emulator", "lava", "lava-float", "lava-hw")
+
+
+@numba.njit(cache=True, nogil=True)
+def binary_to_bool(flat: np.ndarray, out: np.ndarray) -> int:
+    """``out[k] = flat[k] != 0`` for a 0/1 array; returns the index of the first value that is neither
+    0 nor 1 (NaN and inf included), or -1.
+
+    The conversion pass counts the values with ``v * (v - 1) != 0`` -- exactly the values other than 0
+    and 1, also for int64 (``v`` and ``v - 1`` are coprime, so ``2**64`` divides the product only for
+    ``v = 0, 1``) -- without a branch, so it vectorises; only a refused array is searched again."""
+    bad = 0
+    for k in range(flat.size):
+        v = flat[k]
+        out[k] = v != 0
+        bad += v * (v - 1) != 0
+    if bad:
+        for k in range(flat.size):
+            if not (flat[k] == 0 or flat[k] == 1):
+                return k
+    return -1
 
 
 def _refuse(name: str, arr: np.ndarray, bad: np.ndarray, reason: str) -> None:
@@ -47,13 +68,16 @@ def stimulus_to_payloads(program: Program, inputs: Mapping[str, np.ndarray] | No
         if arr.dtype.kind not in "biuf":
             raise InputError(f"stimulus must be numeric, got dtype {arr.dtype}", node=name, field="inputs")
         if not spec.graded:
-            # spikes: no scaling, only 0/1 (a fast path: stimuli are often long and batched)
-            if arr.dtype != bool and not np.all((arr == 0) | (arr == 1)):
+            # spikes: no scaling, only 0/1 (one compiled pass: stimuli are often long and batched)
+            spikes = np.empty(arr.shape, dtype=bool)
+            if arr.dtype == bool:
+                spikes[...] = arr
+            elif binary_to_bool(np.ascontiguousarray(arr).reshape(-1), spikes.reshape(-1)) >= 0:
                 _refuse(
                     name, arr, (arr != 0) & (arr != 1),
                     "spike inputs must be 0 or 1 (declare input_ranges at compile time for graded values)",
                 )  # fmt: skip
-            out[name] = arr.astype(bool)
+            out[name] = spikes
             continue
         arr = arr.astype(np.float64)
         if not np.all(np.isfinite(arr)):
