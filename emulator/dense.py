@@ -77,33 +77,46 @@ def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_b
 
 @njit
 def send_one(
-    w: np.ndarray, s: np.ndarray, graded: bool, wrap_first: bool, weight_exp: int, out: np.ndarray, acc: np.ndarray
+    w: np.ndarray,
+    s: np.ndarray,
+    row: int,
+    graded: bool,
+    wrap_first: bool,
+    weight_exp: int,
+    out: np.ndarray,
+    acc: np.ndarray,
 ) -> None:
-    """What a Dense sends for one trial's input ``s`` ``(n_pre,)``: ``out`` ``(m,)`` int32 (see module doc).
+    """What a Dense sends for one trial's input ``s[row]`` (``s`` ``(T, n_pre)``): ``out`` ``(m,)`` int32
+    (see module doc).
 
     ``w`` is ``(n_pre, m)`` pre-major; only the rows of nonzero inputs are read.  ``graded``: payloads
     multiply the rows (else any nonzero input counts 1).  The exact int64 sum (in the scratch ``acc``
     ``(m,)`` int64) is then shifted by ``weight_exp`` and wrapped to int32, or, with ``wrap_first``
-    (graded Dense / LearningDense), wrapped to int32 first and shifted in int32.
+    (graded Dense / LearningDense), wrapped to int32 first and shifted in int32.  (Whole arrays and
+    indices are passed and indexed, never row views: see :func:`~.lif.lif_step`.)
     """
     m = out.shape[0]
-    acc[:] = 0
-    for j in range(s.shape[0]):
-        sj = np.int64(s[j])
+    for k in range(m):
+        acc[k] = 0
+    for j in range(s.shape[1]):
+        sj = np.int64(s[row, j])
         if sj == 0:
             continue
-        row = w[j]
         if graded:
             for k in range(m):
-                acc[k] += sj * row[k]
+                acc[k] += sj * w[j, k]
         else:
             for k in range(m):
-                acc[k] += row[k]
-    for k in range(m):
-        if wrap_first:
+                acc[k] += w[j, k]
+    if wrap_first:
+        for k in range(m):
             out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
-        else:
-            out[k] = wrap32(shift(acc[k], weight_exp))
+    elif weight_exp >= 0:
+        for k in range(m):
+            out[k] = wrap32(acc[k] << weight_exp)
+    else:
+        for k in range(m):
+            out[k] = wrap32(acc[k] >> -weight_exp)
 
 
 class DenseSynapse:

@@ -15,7 +15,8 @@ Per trial, with ``s = rng_seed``: ``x``: ``default_rng(s).random(1)[0]`` (decay 
 ``s+2``, ``s+3``; ``conn``: ``default_rng(2).random(1)[0]``.  One draw of each at construction
 (index 0), the x and y streams advance twice per step (in the spiking phase, draws ``2t-1`` and ``2t``
 at step t), conn once per learning epoch (draw ``k`` in epoch k).  Bulk draws give the same numbers as
-repeated size-1 draws, so the streams are generated up front.  All values are scalars per trial.
+repeated size-1 draws, so the streams are generated up front, once per distinct seed (trials with the
+same seed share them).  All values are scalars per trial.
 
 Spiking phase (every step t; ``k = t mod t_epoch`` or ``t_epoch``)
 ------------------------------------------------------------------
@@ -67,8 +68,8 @@ dependency is 0, and an untouched synapse whose values are fixed points of the s
 pipeline does not change (w in its sign-mode range, d in [0, 255], t in [-256, 255]; -257 is not
 one).  So once every value is a fixed point (always after the first epoch, which visits every
 synapse), an epoch visits only the **post rows** (post neurons with ``y0``) and the **pre columns**
-(pre neurons with ``x0``, minus the post rows); ``u``-products with ``u = 1`` and tag_1 values below
--256 make it visit every synapse.
+(pre neurons with ``x0``); ``u``-products with ``u = 1`` and tag_1 values below -256 make it visit every
+synapse.  (How the rows and columns are walked: :mod:`.rule_kernel`.)
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def spike_times(
     ty: np.ndarray,
     s_pre: np.ndarray,
     s_post: np.ndarray,
+    row: int,
     k: int,
     z: np.ndarray,
     n_pre: int,
@@ -133,17 +135,18 @@ def spike_times(
 ) -> None:
     """Spiking-phase bookkeeping of one trial: multi-spike impulses (x: random 0; y: ``r_y``), then ``t = k``.
 
-    ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)`` spike times; ``z`` the trial's trace bank; ``s_pre`` the
-    pre spikes or payloads, ``s_post`` the post spikes."""
+    ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)`` spike times; ``z`` the trial's trace bank; ``s_pre[row]``
+    the pre spikes or payloads, ``s_post[row]`` the post spikes (``(T, n)`` arrays and the step's row:
+    no row views, see :func:`~.lif.lif_step`)."""
     for j in range(n_pre):
-        if s_pre[j] != 0:
+        if s_pre[row, j] != 0:
             if tx[j] > 0:
                 for q in range(x_multi_add.size):
                     pos = q * n_pre + j
                     z[pos] = min(z[pos] + x_multi_add[q], TRACE_MAX)
             tx[j] = k
     for i in range(n_post):
-        if s_post[i]:
+        if s_post[row, i]:
             if y_multi and ty[i] > 0:
                 for q in range(y_int.size):
                     pos = lx + q * n_post + i
@@ -163,38 +166,43 @@ def trace_history(
     decay: np.ndarray,
     imp_int: np.ndarray,
     imp_frac: np.ndarray,
-    r_decay: np.ndarray,
-    r_imp: np.ndarray,
+    r_decay_x: float,
+    r_decay_y: float,
+    r_imp_x: int,
+    r_imp_y: int,
     hist: np.ndarray,
     keep_y: bool,
 ) -> None:
     """The epoch's trace history of one trial, ``hist`` ``(t_epoch + 1, len(z))``: ``hist[0] = z``;
     ``hist[s] = floor(f) + (r < f mod 1)``, ``f = decay * hist[s-1]``, plus the impulse ``imp_int + (r_imp
     < imp_frac)`` (clipped at 127) where the neuron's spike time is ``s``.  Then ``z = hist[-1]``
-    (``keep_y``, 3-factor rules: the y registers keep the received values).  ``r_decay``, ``r_imp``:
-    this step's draws ``[x, y]`` of the trial's decay and impulse streams."""
+    (``keep_y``, 3-factor rules: the y registers keep the received values).  ``r_decay_*``, ``r_imp_*``:
+    this step's draws of the trial's x and y decay and impulse streams.
+
+    The inner loops run over the neurons of one trace at one history step (no dependency between
+    neurons, no array views), which the compiler vectorises; the float64 operations are those of the
+    formula, in its order."""
     te = hist.shape[0] - 1
     n_x, n_y = lx // n_pre if n_pre else 0, (z.shape[0] - lx) // n_post if n_post else 0
+    for pos in range(z.shape[0]):
+        hist[0, pos] = z[pos]
     for q in range(n_x + n_y):  # trace q of the bank: x traces first (x random streams), then y traces
-        group, n, base, times = (0, n_pre, q * n_pre, tx) if q < n_x else (1, n_post, lx + (q - n_x) * n_post, ty)
-        rd = r_decay[group]
-        for idx in range(n):
-            pos = base + idx
-            t_spike = times[idx]
-            add = imp_int[pos] + (1.0 if r_imp[group] < imp_frac[pos] else 0.0)
-            h = z[pos]
-            hist[0, pos] = h
-            d = decay[pos]
-            for s in range(1, te + 1):
-                f = h * d
+        if q < n_x:
+            n, base, times, rd, ri = n_pre, q * n_pre, tx, r_decay_x, r_imp_x
+        else:
+            n, base, times, rd, ri = n_post, lx + (q - n_x) * n_post, ty, r_decay_y, r_imp_y
+        for s in range(1, te + 1):
+            prev, cur = np.uint64(s - 1), np.uint64(s)
+            for idx in range(n):
+                pos = np.uint64(base + idx)  # unsigned: no negative-index wrap-around test, so it vectorises
+                f = hist[prev, pos] * decay[pos]
                 h = np.floor(f)
-                if f - h > rd:
-                    h += 1.0
-                if t_spike == s:
-                    h = min(h + add, TRACE_MAX)
-                hist[s, pos] = h
-            if group == 0 or not keep_y:
-                z[pos] = h
+                h += 1.0 if f - h > rd else 0.0
+                kicked = min(h + (imp_int[pos] + (1.0 if ri < imp_frac[pos] else 0.0)), TRACE_MAX)
+                hist[cur, pos] = kicked if times[idx] == s else h  # the impulse where the spike time is s
+        if q < n_x or not keep_y:
+            for idx in range(n):
+                z[base + idx] = hist[te, base + idx]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -311,7 +319,9 @@ class LearningEngine:
         # keep int32.  :meth:`variable` returns int32.
         w0 = np.asarray(weights, dtype=np.int32)
         fits = w0.size == 0 or (w0.min() >= np.iinfo(np.int16).min and w0.max() <= np.iinfo(np.int16).max)
-        self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).astype(np.int16 if fits else np.int32)
+        self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).astype(
+            np.int16 if fits else np.int32, order="C"
+        )
         shape = (batch, self.n_pre, self.n_post)
         none = np.zeros((batch, 0, 0), dtype=np.int16)
         self.tt = np.zeros(shape, dtype=np.int16) if ("dt" in parsed or "t" in used) else none
@@ -335,11 +345,14 @@ class LearningEngine:
 
         # ---- random streams (drawn ahead in blocks; bulk draws equal repeated size-1 draws) --------
         self.rng_seeds = [learning_rng_seed(int(s), index) for s in seeds]
-        self._streams = [[np.random.default_rng(seed + k) for k in range(4)] for seed in self.rng_seeds]
+        # one set of streams per distinct seed (trials with the same seed draw the same numbers)
+        distinct, stream_of_trial = np.unique(np.asarray(self.rng_seeds, dtype=np.int64), return_inverse=True)
+        self._streams = [[np.random.default_rng(int(seed) + k) for k in range(4)] for seed in distinct]
         self._conn_stream = np.random.default_rng(2)
-        self.r_decay = np.zeros((0, batch, 2))  # (draws, B, [x, y])
-        self.r_imp = np.zeros((0, batch, 2), dtype=np.int64)
-        self.y_imp_draws = np.zeros((0, batch), dtype=np.int64)  # (draws, B)
+        #: the stream set of each trial (an index into the second axis of r_decay, r_imp)
+        self.stream_of_trial = stream_of_trial.astype(np.int64)
+        self.r_decay = np.zeros((0, len(distinct), 2))  # (draws, distinct seeds, [x, y])
+        self.r_imp = np.zeros((0, len(distinct), 2), dtype=np.int64)
         self.round_add = np.zeros(0, dtype=np.int64)  # per epoch
         self.ensure_steps(int(steps))
 
@@ -351,13 +364,17 @@ class LearningEngine:
         have = self.r_decay.shape[0]
         if 2 * steps + 1 > have:
             extra = max(2 * steps + 1 - have, have)  # at least double: amortised O(1) per step
-            x_decay = np.stack([s[0].random(extra) for s in self._streams], axis=1)
-            x_imp = np.stack([s[1].integers(0, 2**7, size=extra, dtype=int) for s in self._streams], axis=1)
-            y_decay = np.stack([s[2].random(extra) for s in self._streams], axis=1)
-            y_imp = np.stack([s[3].integers(0, 2**7, size=extra, dtype=int) for s in self._streams], axis=1)
-            self.r_decay = np.concatenate([self.r_decay, np.stack([x_decay, y_decay], axis=-1)])
-            self.r_imp = np.concatenate([self.r_imp, np.stack([x_imp, y_imp], axis=-1)])
-            self.y_imp_draws = np.concatenate([self.y_imp_draws, y_imp])
+            # (extra, distinct seeds, [x, y])
+            r_decay = np.stack([np.stack([s[0].random(extra), s[2].random(extra)], -1) for s in self._streams], 1)
+            r_imp = np.stack(
+                [
+                    np.stack([s[k].integers(0, 2**7, size=extra, dtype=np.int64) for k in (1, 3)], -1)
+                    for s in self._streams
+                ],
+                1,
+            )
+            self.r_decay = np.concatenate([self.r_decay, r_decay])
+            self.r_imp = np.concatenate([self.r_imp, r_imp])
         epochs = steps // self.t_epoch + 1
         if epochs > self.round_add.size:
             extra = max(epochs - self.round_add.size, self.round_add.size)

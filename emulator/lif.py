@@ -79,14 +79,18 @@ def lif_step(
     u_factor: int,
     v_factor: int,
     vth_eff: int,
-    s_out: np.ndarray,
-    u_out: np.ndarray,
-    v_out: np.ndarray,
+    s_rec: np.ndarray,
+    s_row: int,
+    u_rec: np.ndarray,
+    v_rec: np.ndarray,
+    uv_row: int,
 ) -> None:
     """One ``PyLifModelBitAcc.run_spk`` of one trial: ``(n,)`` int32 ``u``, ``v`` in place (module doc formulas).
 
-    The spikes go to ``s_out``; ``u_out``, ``v_out`` receive copies of the new ``u``, ``v`` (recording;
-    they may be ``u``, ``v`` themselves).
+    The spikes go to row ``s_row`` of ``s_rec``; rows ``uv_row`` of ``u_rec``, ``v_rec`` receive copies
+    of the new ``u``, ``v`` (recording; ``(T, n)`` arrays, or views of ``u``, ``v`` as ``(1, n)``).  The
+    caller passes whole arrays and row indices, not row views: a view costs two atomic reference-count
+    updates, which would dominate a step of a small population.
     """
     for i in range(u.shape[0]):
         uu = wrap32(decay_scalar(u[i], u_factor) + wrap32(np.int64(a_in[i]) << ACT_SHIFT))
@@ -94,13 +98,14 @@ def lif_step(
             uu -= 2 * MAX_UV
         elif uu <= -MAX_UV:
             uu = wrap32(uu + 2 * MAX_UV)
-        u[i] = uu
-        u_out[i] = uu
         vv = clip(wrap32(wrap32(decay_scalar(v[i], v_factor) + uu) + bias[i]), -(MAX_UV - 1), MAX_UV - 1)
         spiked = vv > vth_eff
-        s_out[i] = spiked
-        v[i] = 0 if spiked else vv
-        v_out[i] = v[i]
+        vv = 0 if spiked else vv
+        s_rec[s_row, i] = spiked
+        u[i] = uu
+        v[i] = vv
+        u_rec[uv_row, i] = uu
+        v_rec[uv_row, i] = vv
 
 
 class LifPopulation:
@@ -161,6 +166,7 @@ class LifPopulation:
         vo = self.v if v_out is None else v_out
         for b in range(self.batch):
             lif_step(
-                self.u[b], self.v[b], a[b], self.bias, self.u_factor, self.v_factor, self.vth_eff, s[b], uo[b], vo[b]
-            )
+                self.u[b], self.v[b], a[b], self.bias, self.u_factor, self.v_factor, self.vth_eff,
+                s[b : b + 1], 0, uo[b : b + 1], vo[b : b + 1], 0,
+            )  # fmt: skip
         return s
