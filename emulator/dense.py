@@ -76,10 +76,24 @@ def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_b
 
 
 @njit
+def active_indices(s: np.ndarray, row: int, out: np.ndarray) -> int:
+    """The indices ``j`` with ``s[row, j] != 0`` (spiking neurons, nonzero payloads) into ``out``, in
+    increasing order; returns their number.  Branch-free: every index is written, the count advances
+    only on the active ones."""
+    n = 0
+    for j in range(s.shape[1]):
+        out[n] = j
+        n += s[row, j] != 0
+    return n
+
+
+@njit
 def send_one(
     w: np.ndarray,
     s: np.ndarray,
     row: int,
+    active: np.ndarray,
+    n_active: int,
     graded: bool,
     wrap_first: bool,
     weight_exp: int,
@@ -89,20 +103,20 @@ def send_one(
     """What a Dense sends for one trial's input ``s[row]`` (``s`` ``(T, n_pre)``): ``out`` ``(m,)`` int32
     (see module doc).
 
-    ``w`` is ``(n_pre, m)`` pre-major; only the rows of nonzero inputs are read.  ``graded``: payloads
-    multiply the rows (else any nonzero input counts 1).  The exact int64 sum (in the scratch ``acc``
-    ``(m,)`` int64) is then shifted by ``weight_exp`` and wrapped to int32, or, with ``wrap_first``
-    (graded Dense / LearningDense), wrapped to int32 first and shifted in int32.  (Whole arrays and
-    indices are passed and indexed, never row views: see :func:`~.lif.lif_step`.)
+    ``w`` is ``(n_pre, m)`` pre-major; only the rows of the nonzero inputs, ``active[:n_active]``
+    (:func:`active_indices`), are read.  ``graded``: payloads multiply the rows (else any nonzero input
+    counts 1).  The exact int64 sum (in the scratch ``acc`` ``(m,)`` int64) is then shifted by
+    ``weight_exp`` and wrapped to int32, or, with ``wrap_first`` (graded Dense / LearningDense), wrapped
+    to int32 first and shifted in int32.  (Whole arrays and indices are passed and indexed, never row
+    views: see :func:`~.lif.lif_step`.)
     """
     m = out.shape[0]
     for k in range(m):
         acc[k] = 0
-    for j in range(s.shape[1]):
-        sj = np.int64(s[row, j])
-        if sj == 0:
-            continue
+    for q in range(n_active):
+        j = active[q]
         if graded:
+            sj = np.int64(s[row, j])
             for k in range(m):
                 acc[k] += sj * w[j, k]
         else:

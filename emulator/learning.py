@@ -119,9 +119,10 @@ def decompose_impulse(impulse: float) -> tuple[int, int]:
 def spike_times(
     tx: np.ndarray,
     ty: np.ndarray,
-    s_pre: np.ndarray,
-    s_post: np.ndarray,
-    row: int,
+    pre_active: np.ndarray,
+    n_pre_active: int,
+    post_active: np.ndarray,
+    n_post_active: int,
     k: int,
     z: np.ndarray,
     n_pre: int,
@@ -132,27 +133,39 @@ def spike_times(
     y_frac: np.ndarray,
     r_y: int,
     y_multi: bool,
+    epoch_pre: np.ndarray,
+    epoch_post: np.ndarray,
+    n_epoch: np.ndarray,
 ) -> None:
     """Spiking-phase bookkeeping of one trial: multi-spike impulses (x: random 0; y: ``r_y``), then ``t = k``.
 
-    ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)`` spike times; ``z`` the trial's trace bank; ``s_pre[row]``
-    the pre spikes or payloads, ``s_post[row]`` the post spikes (``(T, n)`` arrays and the step's row:
-    no row views, see :func:`~.lif.lif_step`)."""
-    for j in range(n_pre):
-        if s_pre[row, j] != 0:
-            if tx[j] > 0:
-                for q in range(x_multi_add.size):
-                    pos = q * n_pre + j
-                    z[pos] = min(z[pos] + x_multi_add[q], TRACE_MAX)
-            tx[j] = k
-    for i in range(n_post):
-        if s_post[row, i]:
-            if y_multi and ty[i] > 0:
-                for q in range(y_int.size):
-                    pos = lx + q * n_post + i
-                    add = y_int[q] + (1.0 if r_y < y_frac[q] else 0.0)
+    ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)`` spike times; ``z`` the trial's trace bank;
+    ``pre_active[:n_pre_active]`` the pre neurons that spiked (nonzero payloads), ``post_active[:n_post_active]``
+    the post neurons that spiked (:func:`~.dense.active_indices`).  A neuron's first spike in the epoch
+    also appends it to ``epoch_pre`` / ``epoch_post`` (counts in ``n_epoch[0]``, ``n_epoch[1]``): the
+    pre columns and post rows the learning phase visits, i.e. exactly the neurons with ``tx``/``ty > 0``."""
+    for q in range(n_pre_active):
+        j = pre_active[q]
+        if tx[j] > 0:
+            for f in range(x_multi_add.size):
+                pos = f * n_pre + j
+                z[pos] = min(z[pos] + x_multi_add[f], TRACE_MAX)
+        else:
+            epoch_pre[n_epoch[0]] = j
+            n_epoch[0] += 1
+        tx[j] = k
+    for q in range(n_post_active):
+        i = post_active[q]
+        if ty[i] > 0:
+            if y_multi:
+                for f in range(y_int.size):
+                    pos = lx + f * n_post + i
+                    add = y_int[f] + (1.0 if r_y < y_frac[f] else 0.0)
                     z[pos] = min(z[pos] + add, TRACE_MAX)
-            ty[i] = k
+        else:
+            epoch_post[n_epoch[1]] = i
+            n_epoch[1] += 1
+        ty[i] = k
 
 
 @njit
@@ -311,6 +324,10 @@ class LearningEngine:
         self.tx = np.zeros((batch, self.n_pre), dtype=np.int64)
         self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)  # what the spiking path sends next
         self.ty = np.zeros((batch, self.n_post), dtype=np.int64)
+        # the neurons with a spike time in the current epoch, in spike order (see spike_times)
+        self.epoch_pre = np.zeros((batch, self.n_pre), dtype=np.int64)
+        self.epoch_post = np.zeros((batch, self.n_post), dtype=np.int64)
+        self.n_epoch = np.zeros((batch, 2), dtype=np.int64)
 
         # ---- synaptic variables (pre-major) -------------------------------------------------------
         # Lava holds them in int32/int64, but every value the rules write is clipped to 9 bits (w in its

@@ -27,10 +27,12 @@ structure and cached on disk (:mod:`.codegen`).
 
 The function works on one trial: ``w``, ``tag1``, ``tag2`` ``(n_pre, n_post)`` (pre-major), spike
 times ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)``, the epoch's trace history ``hist`` ``(t_epoch + 1,
-n_traces)``, ``scratch`` ``(SCRATCH_ROWS, max(n_pre, n_post))`` int64.  It visits (see :mod:`.learning`,
-"Where the rules are evaluated") every synapse when ``whole``, else the synapses of the pre columns
-(pre neurons with ``x0``) and of the post rows (post neurons with ``y0``), then resets the spike times
-``tx``, ``ty`` to 0, and returns whether a tag_1 below -256 was written.  Every visited synapse gets
+n_traces)``, ``scratch`` ``(SCRATCH_ROWS, max(n_pre, n_post))`` int64, and the epoch's lists of pre and
+post neurons with a spike time, ``epoch_pre[:n_epoch[0]]``, ``epoch_post[:n_epoch[1]]`` (kept by
+:func:`~.learning.spike_times`).  It visits (see :mod:`.learning`, "Where the rules are evaluated")
+every synapse when ``whole``, else the synapses of the pre columns (pre neurons with ``x0``) and of the
+post rows (post neurons with ``y0``), then resets the spike times ``tx``, ``ty`` and the lists, and
+returns whether a tag_1 below -256 was written.  Every visited synapse gets
 exactly the update above; only the loop structure is chosen for speed:
 
 * a pre column ``j`` is updated by one branch-free loop over all post neurons with ``y0 = 0`` (so the
@@ -59,7 +61,7 @@ TAG1_FIXED_MIN = -256
 _DRIVER = """
 
 @njit(cache=True, nogil=True)
-def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch):
+def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch, epoch_pre, epoch_post, n_epoch):
     n_pre, n_post = w.shape
     te = hist.shape[0] - 1
     low_tag1 = False
@@ -70,27 +72,23 @@ def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch):
                 t_post = ty[i]
                 {WHOLE}
     else:  # u == 0 here (u == 1 visits every synapse)
-        n_rows = 0  # the post rows (post neurons with y0): their indices in scratch[0]
-        if {ROWS_BY_Y0}:
-            for i in range(n_post):
-                if ty[i] > 0:
-                    scratch[0, n_rows] = i
-                    n_rows += 1
-        for j in range(n_pre):
+        n_cols = n_epoch[0] if {COLS_BY_X0} else 0  # the pre columns (x0): epoch_pre[:n_cols]
+        n_rows = n_epoch[1] if {ROWS_BY_Y0} else 0  # the post rows (y0): epoch_post[:n_rows]
+        for c in range(n_cols):
+            j = epoch_pre[c]
             t_pre = tx[j]
-            if {COLS_BY_X0} and t_pre > 0:  # a pre column (x0 = 1)
-                for k in range(n_rows):  # its synapses on the post rows (x0 = y0 = 1), kept aside ...
-                    i = scratch[0, k]
-                    t_post = ty[i]
-                    {CROSS}
-                for i in range(n_post):  # ... the column with y0 = 0 (vectorised), wrong on the post rows ...
-                    t_post = ty[i]
-                    {COLUMN}
-                for k in range(n_rows):  # ... which get their values from the first loop
-                    i = scratch[0, k]
-                    {CROSS_STORE}
+            for k in range(n_rows):  # the column's synapses on the post rows (x0 = y0 = 1), kept aside ...
+                i = epoch_post[k]
+                t_post = ty[i]
+                {CROSS}
+            for i in range(n_post):  # ... the column with y0 = 0 (vectorised), wrong on the post rows ...
+                t_post = ty[i]
+                {COLUMN}
+            for k in range(n_rows):  # ... which get their values from the first loop
+                i = epoch_post[k]
+                {CROSS_STORE}
         for k in range(n_rows):  # the post rows, minus the pre columns (x0 = 0 there if they exist)
-            i = scratch[0, k]
+            i = epoch_post[k]
             t_post = ty[i]
             for j in range(n_pre):  # the row's variables into scratch (a strided walk) ...
                 {ROW_LOAD}
@@ -100,20 +98,21 @@ def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch):
             for j in range(n_pre):  # ... and stored back, the pre columns unchanged (no branch)
                 off_column = not {COLS_BY_X0} or tx[j] <= 0
                 {ROW_STORE}
-    for j in range(n_pre):  # the epoch's spike times are consumed
-        tx[j] = 0
-    for i in range(n_post):
-        ty[i] = 0
+    for c in range(n_epoch[0]):  # the epoch's spike times are consumed
+        tx[epoch_pre[c]] = 0
+    for k in range(n_epoch[1]):
+        ty[epoch_post[k]] = 0
+    n_epoch[0] = 0
+    n_epoch[1] = 0
     return low_tag1
 """
 
 #: Rows of the rule functions' ``scratch`` argument ``(SCRATCH_ROWS, max(n_pre, n_post))`` int64: the
-#: post-row indices; the new w, t, d of a column's synapses on the post rows; the old and the new w, t,
-#: d of one post row.
-SCRATCH_ROWS = 10
-_CROSS_SLOT = {"w": "scratch[1, k]", "t": "scratch[2, k]", "d": "scratch[3, k]"}
-_ROW_OLD = {"w": "scratch[4, j]", "t": "scratch[5, j]", "d": "scratch[6, j]"}
-_ROW_NEW = {"w": "scratch[7, j]", "t": "scratch[8, j]", "d": "scratch[9, j]"}
+#: new w, t, d of a column's synapses on the post rows; the old and the new w, t, d of one post row.
+SCRATCH_ROWS = 9
+_CROSS_SLOT = {"w": "scratch[0, k]", "t": "scratch[1, k]", "d": "scratch[2, k]"}
+_ROW_OLD = {"w": "scratch[3, j]", "t": "scratch[4, j]", "d": "scratch[5, j]"}
+_ROW_NEW = {"w": "scratch[6, j]", "t": "scratch[7, j]", "d": "scratch[8, j]"}
 _STORE = {"w": "w[j, i]", "t": "tag1[j, i]", "d": "tag2[j, i]"}
 
 
