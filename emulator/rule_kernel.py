@@ -129,7 +129,7 @@ def _factor_source(f, dep: str, trace_offset: Mapping[str, str]) -> str:
         else:
             at = {"x0": "t_pre", "y0": "t_post"}.get(dep, "te")
             idx = f"{off} + j" if f.var.startswith("x") else f"{off} + i"
-            val = f"hist[{at}, {idx}]"
+            val = f"hist[np.uint64({at}), np.uint64({idx})]"  # unsigned: no wrap-around test, so a contiguous load
     if f.const is not None:
         val = f"({val} + {float(f.const)!r})"
     if f.sgn:
