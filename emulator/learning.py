@@ -214,8 +214,10 @@ def trace_history(
                 kicked = min(h + (imp_int[pos] + (1.0 if ri < imp_frac[pos] else 0.0)), TRACE_MAX)
                 hist[cur, pos] = kicked if times[idx] == s else h  # the impulse where the spike time is s
         if q < n_x or not keep_y:
+            last = np.uint64(te)
             for idx in range(n):
-                z[base + idx] = hist[te, base + idx]
+                pos = np.uint64(base + idx)
+                z[pos] = hist[last, pos]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -134,6 +134,8 @@ class StepKernel:
         Every per-trial view (``x_b = x[b]``) is made once per trial, before the step loop, and the
         step's row is passed as an index: in numba each array view costs two atomic reference-count
         updates on the parent's memory, which the threads running other trials would contend for.
+        Offsets computed from sizes index as unsigned integers: numba tests every signed index for
+        wrap-around (negative indices), which turns a contiguous loop into gathers.
         Each population's and input's nonzero outputs are listed once per step (``active_indices``) for
         every connection and learning engine that reads them."""
         args = ["b0", "b1", "steps", "t0", "wrow"]
@@ -220,7 +222,7 @@ class StepKernel:
                     f"for k in range(c{c}_depth):  # delay k arrives k steps after the next",
                     f"    r = (c{c}_head + k) % c{c}_depth",
                     f"    for q in range(c{c}_m):",
-                    f"        c{c}_line_b[r, q] = wrap32(c{c}_line_b[r, q] + c{c}_sent[k * c{c}_m + q])",
+                    f"        c{c}_line_b[r, q] = wrap32(c{c}_line_b[r, q] + c{c}_sent[np.uint64(k * c{c}_m + q)])",
                 ]
                 continue
             e = self.engine_index[name]
@@ -238,7 +240,7 @@ class StepKernel:
                 value = "0.0" if node is None else f"{self._spikes_of(node)}[row, q]"
                 body += [
                     f"for q in range(e{e}_npost):",
-                    f"    e{e}_z_b[e{e}_lx + {pos} * e{e}_npost + q] = {value}",
+                    f"    e{e}_z_b[np.uint64(e{e}_lx + {pos} * e{e}_npost + q)] = {value}",
                 ]
         # ---- 4. learning phases ------------------------------------------------------------------------
         rule_sources = []
