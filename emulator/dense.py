@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmath import njit, shift, wrap32
+from .intmath import njit, njit_inline, shift, wrap32
 
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 INT32_MIN = -(2**31)
@@ -75,7 +75,7 @@ def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_b
     return truncate_weights(weights, sign_mode, num_weight_bits)
 
 
-@njit
+@njit_inline
 def active_indices(s: np.ndarray, row: int, out: np.ndarray) -> int:
     """The indices ``j`` with ``s[row, j] != 0`` (spiking neurons, nonzero payloads) into ``out``, in
     increasing order; returns their number.  Branch-free: every index is written, the count advances
@@ -87,7 +87,7 @@ def active_indices(s: np.ndarray, row: int, out: np.ndarray) -> int:
     return n
 
 
-@njit
+@njit_inline
 def send_one(
     w: np.ndarray,
     s: np.ndarray,

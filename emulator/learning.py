@@ -81,7 +81,7 @@ import numpy as np
 from neuro_hw.compile.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
-from .intmath import njit
+from .intmath import njit, njit_inline
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
 from .rule_kernel import rule_function_source
 
@@ -115,7 +115,7 @@ def decompose_impulse(impulse: float) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------
 # compiled kernels (the arithmetic of the module doc, written once)
 # ----------------------------------------------------------------------------------------------------
-@njit
+@njit_inline
 def spike_times(
     tx: np.ndarray,
     ty: np.ndarray,
@@ -168,7 +168,7 @@ def spike_times(
         ty[i] = k
 
 
-@njit
+@njit_inline
 def trace_history(
     z: np.ndarray,
     tx: np.ndarray,
