@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmath import njit, njit_inline, shift, wrap32
+from .intmath import njit_inline, shift, wrap32
 
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 INT32_MIN = -(2**31)

@@ -81,7 +81,7 @@ import numpy as np
 from neuro_hw.compile.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
-from .intmath import njit, njit_inline
+from .intmath import njit_inline
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
 from .rule_kernel import rule_function_source
 
