@@ -6,23 +6,28 @@ runs trials ``b0 .. b1-1`` for ``steps`` steps, each trial through all its steps
 trials are independent), calling the arithmetic kernels of :mod:`.lif` (:func:`~.lif.lif_step`),
 :mod:`.dense` (:func:`~.dense.send_one`), :mod:`.learning` (:func:`~.learning.spike_times`,
 :func:`~.learning.trace_history`) and each plastic connection's generated rule function
-(:mod:`.rule_kernel`).  Every step of trial ``b``::
+(:mod:`.rule_kernel`).  The per-step kernels are inlined into ``run_chunk`` (numba ``inline="always"``),
+the rule functions are called.  Every step of trial ``b``::
 
-    in_p  = sum of what the connections into p send (computed at t-1)          (int32 wrap-around)
-    s_p   = lif_step(u_p, v_p, in_p)                       every population, Program order
+    act_i = active_indices(input i at t)                   the nonzero entries, once per step
+    in_p  = sum of what the connections into p send (computed at t-1)          (int32 wrap-around;
+                                                           one undelayed connection: its output as is)
+    s_p   = lif_step(u_p, v_p, in_p); act_p = active_indices(s_p)      every population, Program order
     every connection c (source: this step's spikes of a population, or an input's payloads):
-        static Dense:  out_c = send_one(W_c, s_src)
-        DelayDense:    line[head] = 0; head += 1; line[head + k] += send_one(W_c^(k), s_src)
-        LearningDense: out_c = send_one(w_c, s_src); spike_times(...); third factors -> y registers
+        static Dense:  out_c = send_one(W_c, s_src, act_src)
+        DelayDense:    line[head] = 0; head += 1; line[head + k] += send_one(W_c^(k), s_src, act_src)
+        LearningDense: out_c = send_one(w_c, s_src, act_src); spike_times(act_src, act_tgt, ...);
+                       third factors -> y registers
     every plastic connection with t % t_epoch == 0: trace_history(...); apply_rules_i(...)
     record spikes, u, v, trace registers; plastic w/t/d at the sampled steps
 
 Only the structure is in the source (which populations, how connected, graded or binary, delayed,
 plastic with which rules, what is recorded); sizes and parameters are arguments, so circuits of the
 same structure share one compiled function.  The source is written to the kernel cache
-(:mod:`.codegen`), where numba caches its machine code: a new structure compiles once (a few seconds),
-later runs load it.  Trials are split into contiguous ranges run by one thread per core (the function
-releases the GIL; :meth:`StepKernel.run`).
+(:mod:`.codegen`), where numba caches its machine code: a new structure compiles once (about 1 s
+without learning, 3 s with STDP on the development VM), later runs load it; the source carries a hash
+of the kernel modules, so a changed kernel is never served from an old cache entry.  Trials are split
+into contiguous ranges run by one thread per core (the function releases the GIL; :meth:`StepKernel.run`).
 """
 
 from __future__ import annotations

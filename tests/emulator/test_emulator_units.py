@@ -515,3 +515,35 @@ def test_backends_share_program_checks_with_their_own_error_class():
     with pytest.raises(UnsupportedProgramError, match="y impulses") as info:
         check_program(prog, UnsupportedProgramError)
     assert info.value.node == "c" and info.value.field == "learning.impulses"
+
+
+def test_learned_weights_are_stored_pre_major_in_c_order():
+    # the spiking path and the column updates walk w[b, j, :] (one pre neuron): it must be contiguous
+    from neuro_hw.emulator.learning import LearningEngine
+
+    w = np.arange(12).reshape(3, 4) * 2  # (n_post, n_pre), even: unchanged by the LSB truncation
+    lp = learning({"dw": "2^-3*x1*y0"}, {"x1": 8.0}, {"x1": 4})
+    eng = LearningEngine("c", lp, w, "mixed", seeds=[0, 1, 2], index=0, steps=10)
+    assert eng.wt.shape == (3, 4, 3) and eng.wt.flags.c_contiguous
+    assert eng.wt[1, 2].tolist() == w[:, 2].tolist()  # trial 1, pre neuron 2: its weights onto the 3 posts
+    assert np.array_equal(eng.variable("w")[2], w)
+
+
+def test_generated_kernels_carry_a_hash_of_the_kernel_modules():
+    # numba's disk cache is invalidated by a change of the cached function's own file only: the generated
+    # step loop inlines lif/dense/learning kernels, so its source names their hash (a changed kernel gives
+    # a new file, never machine code compiled for the old one)
+    import hashlib
+    from pathlib import Path
+
+    from neuro_hw.emulator import step_kernel
+    from neuro_hw.emulator.engine import EmulatorRun
+
+    here = Path(step_kernel.__file__).parent
+    digest = hashlib.sha256()
+    for name in ("intmath.py", "lif.py", "dense.py", "learning.py", "rule_kernel.py", "step_kernel.py"):
+        digest.update((here / name).read_bytes())
+    lp = learning({"dw": "2^-3*x1*y0"}, {"x1": 8.0}, {"x1": 4})
+    conn = ConnectionProgram("c", "in", "p", np.full((2, 3), 4), learning=lp)
+    run = EmulatorRun(program(inputs=[InputProgram("in", 3)], neurons=[lif("p", 2)], connections=[conn]), [0])
+    assert run.kernel.source.splitlines()[0].endswith(f"(kernel modules {digest.hexdigest()[:16]})")
