@@ -125,12 +125,9 @@ def send_one(
     if wrap_first:
         for k in range(m):
             out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
-    elif weight_exp >= 0:
-        for k in range(m):
-            out[k] = wrap32(acc[k] << weight_exp)
     else:
         for k in range(m):
-            out[k] = wrap32(acc[k] >> -weight_exp)
+            out[k] = wrap32(shift(acc[k], weight_exp))
 
 
 class DenseSynapse:

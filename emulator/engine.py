@@ -198,7 +198,7 @@ class EmulatorRun:
             eng = self.engines[name]
             for k in ("w", "t", "d"):
                 arr = rec_w[name].get(k)
-                if arr is None and k != "w":  # a tag no rule writes: 0 throughout (lazily zeroed memory)
+                if eng.never_written(k):  # 0 throughout (lazily zeroed memory)
                     arr = np.zeros((batch, len(sampled), eng.n_post, eng.n_pre), dtype=np.int32)
                 elif arr is None:  # weights no rule writes: the initial values at every sample
                     arr = np.repeat(eng.variable(k)[:, None], len(sampled), axis=1)
@@ -281,7 +281,7 @@ def run_program_emulator(
     weights = chunk.weights
     for key, first in initial.items():  # plastic variables: index 0 = the effective initial values
         name, var = key.rsplit(".", 1)
-        if var != "w" and var not in run.engines[name].vars_changed:  # a tag no rule writes: 0 throughout
+        if run.engines[name].never_written(var):  # 0 throughout
             weights[key] = np.zeros((batch, len(sampled)) + first.shape[1:], dtype=np.int32)
         else:
             weights[key] = np.concatenate([first[:, None], weights[key]], axis=1)

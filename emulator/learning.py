@@ -338,6 +338,7 @@ class LearningEngine:
         # keep int32.  :meth:`variable` returns int32.
         w0 = np.asarray(weights, dtype=np.int32)
         fits = w0.size == 0 or (w0.min() >= np.iinfo(np.int16).min and w0.max() <= np.iinfo(np.int16).max)
+        # order="C": astype of the broadcast transposed view would keep its Fortran order, i.e. post-major
         self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).astype(
             np.int16 if fits else np.int32, order="C"
         )
@@ -412,6 +413,10 @@ class LearningEngine:
     def y(self) -> np.ndarray:
         """Post trace registers ``(B, Ky, n_post)`` (a view of the bank)."""
         return self.z[:, self.lx :].reshape(self.batch, self.ky, self.n_post)
+
+    def never_written(self, var: str) -> bool:
+        """``t`` or ``d`` that no rule targets: it stays 0 for the whole run."""
+        return var != "w" and var not in self.vars_changed
 
     def variable(self, var: str) -> np.ndarray:
         """``w``, ``t`` or ``d`` as ``(B, n_post, n_pre)`` int32 (a copy; never-used tags are zeros)."""

@@ -146,6 +146,9 @@ class StepKernel:
         args = ["b0", "b1", "steps", "t0", "wrow"]
         init: list[str] = []  # per trial, before the step loop
         body: list[str] = []  # per step
+        # the nodes whose nonzero outputs are listed each step: sources of connections, targets of plastic ones
+        listed = {self.program.connections[name].source for name in self.conns}
+        listed |= {self.program.connections[name].target for name in self.engines}
         fan_in = {p: [] for p in self.pop_index}
         for name in self.conns:
             fan_in[self.program.connections[name].target].append(name)
@@ -161,8 +164,9 @@ class StepKernel:
                 f"p{p}_u_b = p{p}_u[b]",
                 f"p{p}_v_b = p{p}_v[b]",
                 f"p{p}_s_b = p{p}_s[b]",
-                f"p{p}_act = np.empty(p{p}_u.shape[1], dtype=np.int64)",
             ]
+            if pop in listed:
+                init.append(f"p{p}_act = np.empty(p{p}_u.shape[1], dtype=np.int64)")
             if pop not in direct:
                 init.append(f"p{p}_in = np.empty(p{p}_u.shape[1], dtype=np.int32)")
                 body += [f"for k in range(p{p}_in.shape[0]):", f"    p{p}_in[k] = 0"]
@@ -171,10 +175,12 @@ class StepKernel:
                 init += [f"p{p}_ru_b = p{p}_ru[b]", f"p{p}_rv_b = p{p}_rv[b]"]
             else:  # u, v themselves, as one-row arrays
                 init += [f"p{p}_ru_b = p{p}_u[b : b + 1]", f"p{p}_rv_b = p{p}_v[b : b + 1]"]
-        for i in range(len(self.input_names)):
+        for i, node in enumerate(self.input_names):
             args.append(f"in{i}")
-            init += [f"in{i}_b = in{i}[b]", f"in{i}_act = np.empty(in{i}.shape[2], dtype=np.int64)"]
-            body.append(f"in{i}_nact = active_indices(in{i}_b, row, in{i}_act)")
+            init.append(f"in{i}_b = in{i}[b]")
+            if node in listed:
+                init.append(f"in{i}_act = np.empty(in{i}.shape[2], dtype=np.int64)")
+                body.append(f"in{i}_nact = active_indices(in{i}_b, row, in{i}_act)")
         uv_row = "row" if self.full else "0"
         # ---- 1. what the connections send (computed at the previous step) --------------------
         for name, conn in self.conns.items():
@@ -191,11 +197,12 @@ class StepKernel:
         # ---- 2. the populations ----------------------------------------------------------------------
         for pop, p in self.pop_index.items():
             a_in = f"c{direct[pop]}_out_b" if pop in direct else f"p{p}_in"
-            body += [
+            body.append(
                 f"lif_step(p{p}_u_b, p{p}_v_b, {a_in}, p{p}_bias, p{p}_uf, p{p}_vf, p{p}_vth, p{p}_s_b, row, "
-                f"p{p}_ru_b, p{p}_rv_b, {uv_row})",
-                f"p{p}_nact = active_indices(p{p}_s_b, row, p{p}_act)",
-            ]
+                f"p{p}_ru_b, p{p}_rv_b, {uv_row})"
+            )
+            if pop in listed:
+                body.append(f"p{p}_nact = active_indices(p{p}_s_b, row, p{p}_act)")
         # ---- 3. the connections receive -----------------------------------------------------------------
         for name, conn in self.conns.items():
             c = self.conn_index[name]
