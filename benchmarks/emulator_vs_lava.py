@@ -33,7 +33,7 @@ import nir
 import numpy as np
 
 import neuro_hw
-from neuro_hw.compare.compare import compare
+from neuro_hw.compare import compare
 from neuro_hw.result import package_versions
 
 DT = 1e-3

@@ -1,6 +1,6 @@
 """Vectorised, bit-exact emulator of Lava 0.10 ``Loihi2SimCfg(select_tag="fixed_pt")`` semantics.
 
-Runs a compiled :class:`~neuro_hw.compile.program.Program` (LIF, Dense, DelayDense, LearningDense with
+Runs a compiled :class:`~neuro_hw.compiler.program.Program` (LIF, Dense, DelayDense, LearningDense with
 2- and 3-factor rules) for a batch of independent trials in compiled numba code, without importing
 Lava, and returns the same :class:`~neuro_hw.result.Result` as the Lava backend, value for value.  The
 whole step loop of a circuit is one generated numba function (compiled once per circuit structure and

@@ -1,6 +1,6 @@
 """Exact comparison of two fixed-point Results for the differential tests: where do they first differ?
 
-A strict view of :func:`neuro_hw.compare.compare` in ``"exact"`` mode (which finds the first divergence):
+A strict view of :func:`neuro_hw.compare` in ``"exact"`` mode (which finds the first divergence):
 here a quantity recorded by only one side, or a shape difference, is a mismatch too (at step 0).  Also
 handy interactively::
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuro_hw.compare.compare import compare
+from neuro_hw.compare import compare
 from neuro_hw.result import Result
 
 

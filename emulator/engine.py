@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from neuro_hw.compile.checks import check_program
-from neuro_hw.compile.payloads import normalize_payloads
-from neuro_hw.compile.program import LEARNING_TRACES, Program
+from neuro_hw.compiler.checks import check_program
+from neuro_hw.compiler.payloads import normalize_payloads
+from neuro_hw.compiler.program import LEARNING_TRACES, Program
 from neuro_hw.errors import InputError, ValidationError
 from neuro_hw.result import Result
 
@@ -54,7 +54,7 @@ def validate_program(program: Program) -> None:
 def normalize_inputs(
     program: Program, inputs: Mapping[str, Any] | None, steps: Any, seed: int | Sequence[int]
 ) -> tuple[dict[str, np.ndarray], list[int], int]:
-    """Validate inputs, steps and seeds (:func:`neuro_hw.compile.payloads.normalize_payloads`).
+    """Validate inputs, steps and seeds (:func:`neuro_hw.compiler.payloads.normalize_payloads`).
 
     Returns ``{name: (B, steps, n)}`` C-contiguous arrays (bool for spike inputs, int32 for graded
     payloads), the ``B`` seeds and ``steps`` as int.

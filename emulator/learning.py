@@ -78,7 +78,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from neuro_hw.compile.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
+from neuro_hw.compiler.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
 from .intmath import njit_inline
@@ -233,7 +233,7 @@ class LearningEngine:
     Ky*n_post)`` holding integers (only the traces that can be nonzero), ``tx``/``ty`` hold the
     within-epoch spike times (0 = none).
 
-    The Program has passed :func:`neuro_hw.compile.checks.check_program` (rule keys, t_epoch, trace names,
+    The Program has passed :func:`neuro_hw.compiler.checks.check_program` (rule keys, t_epoch, trace names,
     third factors); rule strings that Lava's parser refuses raise :class:`ValidationError` here.
 
     Parameters

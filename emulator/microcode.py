@@ -1,6 +1,6 @@
 """Learning-rule microcode: Lava 0.10's rule-string syntax parsed into integer products.
 
-A :class:`~neuro_hw.compile.program.LearningProgram` carries rules as strings in Lava's syntax
+A :class:`~neuro_hw.compiler.program.LearningProgram` carries rules as strings in Lava's syntax
 (``"2^-2*x1*y0 - 2^-2*y1*x0"``).  This module turns them into :class:`Product` objects exactly the way
 Lava's ``SymbolicEquation`` + ``ProductSeries`` do (``lava/magma/core/learning/symbolic_equation.py``,
 ``product_series.py:547-742``), re-implemented here so the emulator never imports Lava

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from neuro_hw.compile.program import Program
+from neuro_hw.compiler.program import Program
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 

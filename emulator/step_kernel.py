@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from neuro_hw.compile.program import Program
+from neuro_hw.compiler.program import Program
 
 from .codegen import load_generated
 from .dense import DenseSynapse

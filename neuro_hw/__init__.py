@@ -8,35 +8,56 @@ Main entry points::
     fixed = neuro_hw.run(program, inputs, steps=200, backend="emulator")  # or "lava"
     neuro_hw.save(circuit, "copy.nir")
 
-Heavy parts (simulator, compiler, backends) are imported on first use.
+Heavy parts (simulator, compiler, backends) are imported on first use.  The compiler lives in the
+package :mod:`neuro_hw.compiler`; ``neuro_hw.compile`` is the function that runs it.
 """
 
+from __future__ import annotations
+
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neuro_hw import errors
 from neuro_hw.ir import Circuit, Expression, Plasticity, Trace, load, parse_rule, save
 from neuro_hw.result import Result
+
+if TYPE_CHECKING:
+    from neuro_hw.compiler.program import Program
+    from neuro_hw.compiler.target import Target
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "simulate": "neuro_hw.reference.engine",
     "run": "neuro_hw.runner",
-    "load_target": "neuro_hw.compile.target",
+    "run_circuit": "neuro_hw.runner",
+    "load_target": "neuro_hw.compiler.target",
 }
 
 
+def compile(circuit: Circuit, target: str | Target = "loihi2", dt: float = 1e-3, **options: Any) -> Program:  # noqa: A001
+    """Compile ``circuit`` for ``target`` with step ``dt``: see :func:`neuro_hw.compiler.compile_circuit`."""
+    from neuro_hw.compiler import compile_circuit
+
+    return compile_circuit(circuit, target, dt, **options)
+
+
 def __getattr__(name: str) -> Any:
-    if name == "compile":  # the callable package neuro_hw.compile
-        return import_module("neuro_hw.compile")
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'neuro_hw' has no attribute {name!r}")
 
 
-__all__ = (
-    ["Circuit", "Expression", "Plasticity", "Result", "Trace", "errors", "load", "parse_rule", "save"]
-    + list(_LAZY)
-    + ["compile"]
-)
+__all__ = [
+    "Circuit",
+    "Expression",
+    "Plasticity",
+    "Result",
+    "Trace",
+    "compile",
+    "errors",
+    "load",
+    "parse_rule",
+    "save",
+    *_LAZY,
+]

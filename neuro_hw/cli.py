@@ -105,7 +105,7 @@ def _default_stimuli(circuit, steps: int, rate: float, seed: int) -> dict[str, n
 
 def _cmd_check(args: argparse.Namespace) -> int:
     import neuro_hw
-    from neuro_hw.compare.compare import compare
+    from neuro_hw.compare import compare
 
     circuit = neuro_hw.load(args.circuit)
     inputs = dict(_parse_input(s) for s in args.input) or _default_stimuli(circuit, args.steps, args.rate, args.seed)

@@ -83,3 +83,7 @@ class RuleSyntaxError(RuleError):
 
 class InputError(NeuroHWError):
     """Simulation inputs (stimulus arrays, steps, dt, record specs) are invalid."""
+
+
+class BackendUnavailableError(NeuroHWError):
+    """The requested backend cannot run here (not installed, or not implemented: see :mod:`neuro_hw.backends`)."""

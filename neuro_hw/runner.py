@@ -1,11 +1,10 @@
-"""`run(program, inputs, steps, backend=...)`: execute a compiled Program on a fixed-point backend.
+"""Run circuits and Programs on any backend of :mod:`neuro_hw.backends`.
 
-Backends:
-
-* ``"emulator"``: the vectorised bit-exact emulator (:mod:`neuro_hw.emulator`);
-* ``"lava"``: Lava processes on ``Loihi2SimCfg(select_tag="fixed_pt")``;
-* ``"lava-float"``: the same processes with ``select_tag="floating_pt"``;
-* ``"lava-hw"``: ``Loihi2HwCfg`` on a Loihi 2 board (needs Intel's lava-loihi runtime).
+* :func:`run` executes a compiled Program on a fixed-point backend (``emulator``, ``lava``,
+  ``lava-float``; ``lava-hw`` is reserved and raises, see :mod:`neuro_hw.backends`);
+* :func:`run_circuit` / :class:`Runner` run a Circuit on any backend, ``reference`` included, compiling
+  when the backend needs it: the pytest plugin's ``target`` fixture is a :class:`Runner`, so one test
+  runs unchanged on every backend (``pytest --target=...``).
 
 Stimuli are given in the circuit's float units, ``(T, n)`` or ``(B, T, n)`` per input, and converted with
 the Program's input scales: spike inputs must be 0/1; graded inputs become ``round(value * scale)`` and must
@@ -16,16 +15,17 @@ fit ``0..max_payload``.  Nothing is clipped silently: out-of-range values raise
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
-from neuro_hw.compile.program import Program
-from neuro_hw.compile.quantize import round_half_away
-from neuro_hw.errors import InputError
+from neuro_hw.backends import BACKENDS, HARDWARE_MISSING, PROGRAM_BACKENDS, lava_missing
+from neuro_hw.compiler.program import Program
+from neuro_hw.compiler.quantize import round_half_away
+from neuro_hw.errors import BackendUnavailableError, InputError
+from neuro_hw.ir.circuit import Circuit
 from neuro_hw.result import Result
-
-BACKENDS = ("emulator", "lava", "lava-float", "lava-hw")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -106,8 +106,14 @@ def run(
     """
     if not isinstance(program, Program):
         raise TypeError(f"run() expects a Program (from neuro_hw.compile), got {type(program).__name__}")
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; choose one of {BACKENDS}", field="backend")
+    if backend not in PROGRAM_BACKENDS:
+        raise InputError(
+            f"unknown backend {backend!r} for a Program; choose one of {PROGRAM_BACKENDS}", field="backend"
+        )
+    if backend == "lava-hw":
+        raise BackendUnavailableError(HARDWARE_MISSING, field="backend")
+    if backend in ("lava", "lava-float") and lava_missing():
+        raise BackendUnavailableError(lava_missing(), field="backend")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
     payloads = stimulus_to_payloads(program, inputs)
@@ -118,12 +124,10 @@ def run(
     else:
         from neuro_hw.targets.loihi2.lava_backend import run_program_lava
 
-        options = {
-            "lava": {"select_tag": "fixed_pt"},
-            "lava-float": {"select_tag": "floating_pt"},
-            "lava-hw": {"hardware": True},
-        }[backend]
-        result = run_program_lava(program, payloads, int(steps), seed=seed, weights_every=weights_every, **options)
+        select_tag = {"lava": "fixed_pt", "lava-float": "floating_pt"}[backend]
+        result = run_program_lava(
+            program, payloads, int(steps), seed=seed, weights_every=weights_every, select_tag=select_tag
+        )
     result.metadata["float_units"] = float_units(program)
     return result
 
@@ -143,3 +147,56 @@ def float_units(program: Program) -> dict[str, dict[str, list]]:
             for var in ("w", "t", "d"):
                 units[f"{name}.{var}"] = {"scale": np.asarray(conn.w_scale).tolist(), "offset": [0.0]}
     return units
+
+
+@dataclass
+class Runner:
+    """Runs circuits on one backend; ``compile_options`` go to :func:`neuro_hw.compile` for fixed-point ones."""
+
+    backend: str
+    chip: str = "loihi2"
+    compile_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown backend {self.backend!r}; choose one of {tuple(BACKENDS)}", field="backend")
+
+    @property
+    def fixed_point(self) -> bool:
+        return BACKENDS[self.backend].fixed_point
+
+    def compile(self, circuit: Circuit, dt: float) -> Program:
+        """The Program this runner would run for ``circuit`` (fixed-point backends only)."""
+        import neuro_hw
+
+        return neuro_hw.compile(circuit, target=self.chip, dt=dt, **self.compile_options)
+
+    def run(
+        self,
+        circuit: Circuit,
+        inputs: Mapping[str, np.ndarray] | None,
+        steps: int,
+        dt: float,
+        seed: int | Sequence[int] = 0,
+        **options,
+    ) -> Result:
+        """Simulate (reference) or compile and run ``circuit``; ``options`` go to the reference simulator
+        or to :func:`run` (e.g. ``weights_every``)."""
+        if not self.fixed_point:
+            from neuro_hw.reference.engine import simulate
+
+            return simulate(circuit, inputs, steps, dt, seed=seed if isinstance(seed, int) else 0, **options)
+        return run(self.compile(circuit, dt), inputs, steps, backend=self.backend, seed=seed, **options)
+
+
+def run_circuit(
+    circuit: Circuit,
+    inputs: Mapping[str, np.ndarray] | None,
+    steps: int,
+    dt: float,
+    backend: str = "reference",
+    seed: int | Sequence[int] = 0,
+    **compile_options,
+) -> Result:
+    """Run ``circuit`` on ``backend`` (see :mod:`neuro_hw.backends`), compiling for Loihi 2 when needed."""
+    return Runner(backend, compile_options=compile_options).run(circuit, inputs, steps, dt, seed)

@@ -48,3 +48,23 @@ def test_spike_stimuli_become_bool_and_bad_values_are_named():
         InputError, match=r"node .input.*spike inputs must be 0 or 1 .*; value 0.5 at index \(2, 17, 3\)"
     ):
         stimulus_to_payloads(program, {name: x})
+
+
+def test_hardware_backend_is_refused_plainly():
+    from neuro_hw.errors import BackendUnavailableError
+
+    program = neuro_hw.compile(stdp_circuit(n_in=4), dt=1e-3)
+    x = np.zeros((5, 4))
+    with pytest.raises(BackendUnavailableError, match="no Loihi 2 hardware backend"):
+        neuro_hw.run(program, {"input": x}, 5, backend="lava-hw")
+    with pytest.raises(BackendUnavailableError, match="no Loihi 2 hardware backend"):
+        neuro_hw.run_circuit(stdp_circuit(n_in=4), {"input": x}, 5, 1e-3, backend="lava-hw")
+
+
+def test_one_list_of_backends():
+    from neuro_hw.backends import BACKENDS, PROGRAM_BACKENDS
+
+    assert list(BACKENDS) == ["reference", "emulator", "lava", "lava-float", "lava-hw"]
+    assert "reference" not in PROGRAM_BACKENDS
+    with pytest.raises(InputError, match="unknown backend"):
+        neuro_hw.run_circuit(stdp_circuit(n_in=4), {"input": np.zeros((5, 4))}, 5, 1e-3, backend="gpu")

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from neuro_hw.compile.program import Program
+from neuro_hw.compiler.program import Program
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 from neuro_hw.runner import stimulus_to_payloads

@@ -1,4 +1,4 @@
-"""Lava backend: run a compiled :class:`~neuro_hw.compile.program.Program` on Lava processes.
+"""Lava backend: run a compiled :class:`~neuro_hw.compiler.program.Program` on Lava processes.
 
 Entry point :func:`run_program_lava`.  The semantics are Lava 0.10's own (the source of truth is
 ``../shared/docs/lava-semantics.md``); this module only lowers the Program 1:1 to Lava processes,
@@ -79,7 +79,6 @@ statistically.  Plastic connections into one population must share their ``weigh
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import pickle
@@ -92,29 +91,22 @@ from typing import Any
 
 import numpy as np
 
-from neuro_hw.compile.checks import check_program
-from neuro_hw.compile.payloads import normalize_payloads
-from neuro_hw.compile.program import LEARNING_TRACES, Program, learning_rng_seed
+from neuro_hw.compiler.checks import check_program
+from neuro_hw.compiler.payloads import normalize_payloads
+from neuro_hw.compiler.program import LEARNING_TRACES, Program, learning_rng_seed
 from neuro_hw.errors import InputError, NeuroHWError
 from neuro_hw.result import Result
 
 from .process_guard import run_guarded
 
 __all__ = [
-    "BackendUnavailableError",
     "LavaRunError",
     "UnsupportedProgramError",
-    "lava_loihi_missing",
     "run_program_lava",
 ]
 
 SELECT_TAGS = ("fixed_pt", "floating_pt")
-LOIHI_MODULES = ("lava.magma.compiler.subcompilers.nc", "lava.utils.loihi2_profiler")
 _WORKER_MODULE = f"{__package__}.lava_worker" if __package__ else "lava_worker"
-
-
-class BackendUnavailableError(NeuroHWError):
-    """The requested execution backend (e.g. Loihi 2 hardware through lava-loihi) is not available."""
 
 
 class UnsupportedProgramError(NeuroHWError):
@@ -154,45 +146,10 @@ class LavaRunError(NeuroHWError):
 
 
 # --------------------------------------------------------------------------------------------------
-# environment checks
-# --------------------------------------------------------------------------------------------------
-def lava_loihi_missing() -> list[str]:
-    """Modules of Intel's lava-loihi extension that cannot be imported (empty = installed).
-
-    Without them ``Loihi2HwCfg`` silently falls back to the CPU Python models, so the backend checks
-    explicitly instead of trusting the run configuration.
-    """
-    missing = []
-    for name in LOIHI_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(name)
-    return missing
-
-
-def _check_hardware() -> None:
-    missing = lava_loihi_missing()
-    if missing:
-        raise BackendUnavailableError(
-            "hardware=True needs Intel's lava-loihi runtime (Loihi2HwCfg + NeuroCore compiler), which is "
-            f"not installed: cannot import {', '.join(missing)}. Without it Lava would silently run the "
-            "CPU simulation models; use hardware=False (Loihi2SimCfg) or install lava-loihi (INRC members)."
-        )
-    raise BackendUnavailableError(
-        "lava-loihi is installed, but running on Loihi 2 hardware is not implemented by this backend yet: "
-        "per-step recording uses CPU process models (memory-mapped files), which cannot run on NeuroCores; "
-        "a hardware path needs NcProcessModels and on-chip probes."
-    )
-
-
-# --------------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------------
 def _validate_program(program: Program, select_tag: str) -> dict[str, int]:
-    """Check that the Program can be lowered (:func:`~neuro_hw.compile.checks.check_program`); return the
+    """Check that the Program can be lowered (:func:`~neuro_hw.compiler.checks.check_program`); return the
     float unit exponent ``e_p`` of each population (floating_pt: the ``weight_exp`` of its plastic inputs)."""
     check_program(program, UnsupportedProgramError, max_delay=None)  # Lava's DelayDense checks its own bound
     float_exp: dict[str, int | None] = {name: None for name in program.neurons}
@@ -214,7 +171,7 @@ def _validate_program(program: Program, select_tag: str) -> dict[str, int]:
 def _normalize_inputs(
     program: Program, inputs: Mapping[str, Any], steps: int, seed: int | Sequence[int]
 ) -> tuple[dict[str, np.ndarray], list[int]]:
-    """Validate inputs and seeds (:func:`neuro_hw.compile.payloads.normalize_payloads`): ``{name: (B, steps, n)}``."""
+    """Validate inputs and seeds (:func:`neuro_hw.compiler.payloads.normalize_payloads`): ``{name: (B, steps, n)}``."""
     arrays, seeds, _ = normalize_payloads(program, inputs, steps, seed)
     return arrays, seeds
 
@@ -369,7 +326,6 @@ def run_program_lava(
     *,
     seed: int | Sequence[int] = 0,
     select_tag: str = "fixed_pt",
-    hardware: bool = False,
     weights_every: int = 1,
     read_back: bool = False,
     timeout: float | None = None,
@@ -393,9 +349,6 @@ def run_program_lava(
     select_tag:
         ``"fixed_pt"`` (bit-accurate integer models) or ``"floating_pt"`` (float models, converted
         units -- see module doc).
-    hardware:
-        Run on Loihi 2 (``Loihi2HwCfg``).  Raises :class:`BackendUnavailableError`: lava-loihi is
-        not installed here, and the hardware path is not implemented.
     weights_every:
         Record plastic weights/tags every ``weights_every`` steps (and at the last step); 1 = every
         step.  Use it to bound memory (``K * n_target * n_source * 4`` bytes per variable and trial).
@@ -418,13 +371,9 @@ def run_program_lava(
         Missing/extra inputs, wrong shapes or values, bad ``steps``/``seed``.
     ValidationError, UnsupportedProgramError
         The Program is inconsistent or uses something Lava cannot express.
-    BackendUnavailableError
-        ``hardware=True``.
     LavaRunError
         Lava failed (with the process models' tracebacks), the worker crashed or timed out.
     """
-    if hardware:
-        _check_hardware()
     if select_tag not in SELECT_TAGS:
         raise InputError(f"select_tag must be one of {SELECT_TAGS}, got {select_tag!r}", field="select_tag")
     if isinstance(weights_every, bool) or not isinstance(weights_every, (int, np.integer)) or weights_every < 1:
@@ -518,7 +467,7 @@ def run_program_lava(
 
 def _main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - manual smoke test
     """``python -m neuro_hw.targets.loihi2.lava_backend``: run a tiny bias-driven LIF and print it."""
-    from neuro_hw.compile.program import NeuronProgram
+    from neuro_hw.compiler.program import NeuronProgram
 
     prog = Program(
         target="loihi2",

@@ -96,8 +96,8 @@ from typing import Any
 
 import numpy as np
 
-from neuro_hw.compile.payloads import normalize_payloads
-from neuro_hw.compile.program import Program, learning_rng_seed
+from neuro_hw.compiler.payloads import normalize_payloads
+from neuro_hw.compiler.program import Program, learning_rng_seed
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 

@@ -5,8 +5,7 @@ import pytest
 
 import neuro_hw
 from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
-from neuro_hw.compare import metrics
-from neuro_hw.compare.compare import assert_equivalent, compare
+from neuro_hw.compare import assert_equivalent, compare, metrics
 from neuro_hw.errors import InputError
 
 DT = 1e-3

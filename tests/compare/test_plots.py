@@ -4,8 +4,7 @@ import numpy as np
 
 import neuro_hw
 from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
-from neuro_hw.compare import plots
-from neuro_hw.compare.compare import compare
+from neuro_hw.compare import compare, plots
 
 DT = 1e-3
 

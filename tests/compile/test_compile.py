@@ -8,7 +8,7 @@ import pytest
 
 import neuro_hw
 from neuro_hw.circuits.stdp import stdp_circuit
-from neuro_hw.compile.quantize import bias_mant_exp, decay_to_int, mantissa_exponent
+from neuro_hw.compiler.quantize import bias_mant_exp, decay_to_int, mantissa_exponent
 from neuro_hw.errors import RuleError, UnsupportedNodeError, ValidationError
 
 DT = 1e-3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuro_hw.compile.program import (
+from neuro_hw.compiler.program import (
     ConnectionProgram,
     InputProgram,
     LearningProgram,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from emulator_cases import learning, lif, program, pulses
 
-from neuro_hw.compile.program import ConnectionProgram, InputProgram, learning_rng_seed
+from neuro_hw.compiler.program import ConnectionProgram, InputProgram, learning_rng_seed
 from neuro_hw.emulator import first_mismatch, run_program_emulator
 from neuro_hw.emulator.dense import clip_weights, dense_effective_weights, learning_effective_weights
 from neuro_hw.emulator.lif import LifPopulation, decay_toward_zero, effective_bias
@@ -497,7 +497,7 @@ def test_step_kernels_are_generated_once_per_circuit_structure_into_the_cache_di
 
 
 def test_backends_share_program_checks_with_their_own_error_class():
-    from neuro_hw.compile.checks import check_program
+    from neuro_hw.compiler.checks import check_program
     from neuro_hw.targets.loihi2.lava_backend import UnsupportedProgramError
 
     prog = program(

@@ -18,7 +18,7 @@ import pytest
 import neuro_hw
 from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
 from neuro_hw.circuits.tracking import tracking_circuit
-from neuro_hw.compile.program import ConnectionProgram, InputProgram, NeuronProgram, Program
+from neuro_hw.compiler.program import ConnectionProgram, InputProgram, NeuronProgram, Program
 from neuro_hw.emulator import EmulatorSession
 from neuro_hw.errors import InputError
 from neuro_hw.runner import stimulus_to_payloads

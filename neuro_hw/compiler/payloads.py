@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from neuro_hw.compile.program import Program
+from neuro_hw.compiler.program import Program
 from neuro_hw.errors import InputError
 
 

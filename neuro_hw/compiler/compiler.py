@@ -1,4 +1,4 @@
-"""Compile a :class:`~neuro_hw.ir.Circuit` into an integer :class:`~neuro_hw.compile.program.Program`.
+"""Compile a :class:`~neuro_hw.ir.Circuit` into an integer :class:`~neuro_hw.compiler.program.Program`.
 
 Mapping onto Lava's fixed-point LIF (``u`` current, ``v`` voltage, see ``targets/loihi2.toml``)::
 
@@ -35,17 +35,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neuro_hw.compile.learning import compile_expression, trace_tau_steps
-from neuro_hw.compile.program import ConnectionProgram, InputProgram, LearningProgram, NeuronProgram, Program
-from neuro_hw.compile.quantize import (
+from neuro_hw.compiler.learning import compile_expression, trace_tau_steps
+from neuro_hw.compiler.program import ConnectionProgram, InputProgram, LearningProgram, NeuronProgram, Program
+from neuro_hw.compiler.quantize import (
     bias_mant_exp,
     decay_to_int,
     quantize_to_range,
     round_half_away,
     weight_exponent,
 )
-from neuro_hw.compile.report import ParameterReport, Placement, Report, ResourceReport
-from neuro_hw.compile.target import Target, load_target
+from neuro_hw.compiler.report import ParameterReport, Placement, Report, ResourceReport
+from neuro_hw.compiler.target import Target, load_target
 from neuro_hw.errors import InputError, RuleError, UnsupportedNodeError, ValidationError
 from neuro_hw.ir.circuit import NEURON_TYPES, SPIKING_TYPES, WEIGHT_TYPES, Circuit
 from neuro_hw.ir.rules import POST_TRACES, PRE_TRACES

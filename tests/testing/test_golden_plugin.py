@@ -4,7 +4,7 @@ import pytest
 
 import neuro_hw
 from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
-from neuro_hw.hil.golden import GoldenMismatchError, GoldenMissingError, check_golden, record_golden
+from neuro_hw.testing.golden import GoldenMismatchError, GoldenMissingError, check_golden, record_golden
 
 DT = 1e-3
 
@@ -41,7 +41,7 @@ def test_plugin_target_option_fixture_and_hardware_marker(pytester):
         def test_runs_on_target(target):
             c = stdp_circuit(n_in=6, n_out=2)
             r = target.run(c, {"input": correlated_inputs(100, 6)}, 100, 1e-3)
-            assert r.backend == {"reference": "reference", "lava": "lava"}[target.target]
+            assert r.backend == target.backend
 
         @pytest.mark.hardware
         def test_needs_board(target):
@@ -54,16 +54,18 @@ def test_plugin_target_option_fixture_and_hardware_marker(pytester):
         def test_golden(target, golden):
             c = stdp_circuit(n_in=6, n_out=2)
             r = target.run(c, {"input": correlated_inputs(50, 6)}, 50, 1e-3)
-            golden(r, "g_" + target.target)
+            golden(r, "g_" + target.backend)
         """
     )
     res = pytester.runpytest("-p", "no:cacheprovider", "--update-golden", "-rs")
     res.assert_outcomes(passed=2, skipped=2)
-    res.stdout.fnmatch_lines(["*needs a Loihi 2 board: run with --target=lava-hw*", "*fixed-point only*"])
+    res.stdout.fnmatch_lines(
+        ["*needs a Loihi 2 board: neuro-hw has no Loihi 2 hardware backend*", "*fixed-point only*"]
+    )
     res = pytester.runpytest("-p", "no:cacheprovider")
     res.assert_outcomes(passed=2, skipped=2)
     res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava", "--update-golden", "-rs")
     res.assert_outcomes(passed=3, skipped=1)
-    res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava-hw", "-rs", "-k", "needs_board")
-    res.assert_outcomes(skipped=1)
-    res.stdout.fnmatch_lines(["*no Loihi 2 board*lava-loihi*"])
+    res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava-hw", "-rs")
+    res.assert_outcomes(skipped=4)
+    res.stdout.fnmatch_lines(["*--target=lava-hw cannot run here: neuro-hw has no Loihi 2 hardware backend*"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuro_hw.compile.program import LEARNING_TRACES, Program
+from neuro_hw.compiler.program import LEARNING_TRACES, Program
 from neuro_hw.errors import NeuroHWError, ValidationError
 
 #: Largest synaptic delay (steps) of a DelayDense.

@@ -48,7 +48,7 @@ class ParameterReport:
         saturated: int = 0,
         unit: str = "",
     ) -> ParameterReport:
-        from neuro_hw.compile.quantize import relative_error
+        from neuro_hw.compiler.quantize import relative_error
 
         err = relative_error(original, represented)
         return cls(

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import math
 
-from neuro_hw.compile.quantize import mantissa_exponent, relative_error, round_half_away
-from neuro_hw.compile.report import CoefficientReport, RuleReport
-from neuro_hw.compile.target import LearningFormat
+from neuro_hw.compiler.quantize import mantissa_exponent, relative_error, round_half_away
+from neuro_hw.compiler.report import CoefficientReport, RuleReport
+from neuro_hw.compiler.target import LearningFormat
 from neuro_hw.errors import RuleError
 from neuro_hw.ir.rules import DECIMATIONS, SPIKES, SYNAPTIC_VARIABLES, TRACES, Expression, Factor
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from neuro_hw.compare.compare import Comparison, Profile, compare
+from neuro_hw.compare import Comparison, Profile, compare
 from neuro_hw.errors import NeuroHWError
 from neuro_hw.result import Result
 
