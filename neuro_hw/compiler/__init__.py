@@ -5,7 +5,7 @@ Users call :func:`neuro_hw.compile` (= :func:`compile_circuit`)::
     program = neuro_hw.compile(circuit, target="loihi2", dt=1e-3)
 """
 
-from neuro_hw.compiler.compiler import compile_circuit
+from neuro_hw.compiler.pipeline import compile_circuit
 from neuro_hw.compiler.program import ConnectionProgram, InputProgram, LearningProgram, NeuronProgram, Program
 from neuro_hw.compiler.report import Report
 from neuro_hw.compiler.target import Target, load_target

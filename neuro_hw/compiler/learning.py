@@ -1,134 +1,226 @@
-"""Compile plasticity rules into the learning engine's sum-of-products microcode.
+"""Learning stage of the compiler: a plastic connection's :class:`~neuro_hw.ir.plasticity.Plasticity` ->
+the learning engine's :class:`~neuro_hw.compiler.program.LearningProgram`.
 
-Scales (integers per float unit): ``s_w`` for the weight (and the tag ``t`` and delay variable ``d``,
-which share the weight's scale), ``s_k`` for every trace ``k``.  The engine computes, for a product
-``m * 2^e * f_1 ... f_n`` of integer factors with total width ``W = sum(width(f)) + 4``,
-
-    Δw_int = m * 2^e * (f_1 ... f_n) / 2^max(0, W - 15)        (in weight LSBs)
-
-while the float rule asks for ``Δw = c * F_1 ... F_n`` with ``f_i = s_i F_i``.  Hence
-
-    m * 2^e = c * s_w / (s_1 ... s_n) * 2^max(0, W - 15)
-
-(spike and decimation factors have scale 1; ``w``, ``t``, ``d`` factors have scale ``s_w``).  Offsets
-``(F + c0)`` become ``(f + round(c0 * s_f))`` with an 8-bit constant.  ``m`` is a 4-bit signed
-mantissa and ``e`` an exponent in the target's range; the relative error of every coefficient goes into
-the report, and a coefficient beyond the largest representable value is refused.
+* **Traces.** A spike-driven trace ``k`` (impulse ``I_k`` in float units, time constant ``tau_k``) gets an
+  integer impulse ``i_k`` and the scale ``s_k = i_k / I_k`` integers per float unit; its tau becomes whole
+  steps (:func:`~neuro_hw.compiler.rules.trace_tau_steps`).  A trace bound to a third factor takes the
+  scale of the graded input that drives it (set every step, impulse 0).
+* **Impulses.** Starting from the target's ``default_impulse`` (or ``trace_impulse=``), halve the common
+  impulse while a coefficient underflows the engine's smallest scaling factor or errs by more than 25 %;
+  then a coordinate descent over per-trace impulses in ``[i/2, i]`` minimises the worst coefficient error
+  (the 4-bit mantissa cannot hold most ratios between coefficients, e.g. A-/A+ = 1.05; different trace
+  scales can).
+* **Rules** are compiled by :func:`~neuro_hw.compiler.rules.compile_expression` with these scales and the
+  connection's weight scale ``s_w``.
+* The report gets each trace's tau error, the firing rate at which its 7-bit register saturates, the
+  coefficient errors of every rule and the weight range the engine enforces.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
-from neuro_hw.compiler.quantize import mantissa_exponent, relative_error, round_half_away
-from neuro_hw.compiler.report import CoefficientReport, RuleReport
-from neuro_hw.compiler.target import LearningFormat
-from neuro_hw.errors import RuleError
-from neuro_hw.ir.rules import DECIMATIONS, SPIKES, SYNAPTIC_VARIABLES, TRACES, Expression, Factor
+import numpy as np
 
-MANTISSA_WIDTH = 4
+from neuro_hw.compiler.graph import Connection
+from neuro_hw.compiler.program import InputProgram, LearningProgram
+from neuro_hw.compiler.report import ParameterReport, Report, RuleReport
+from neuro_hw.compiler.rules import compile_expression, trace_tau_steps
+from neuro_hw.compiler.target import Target
+from neuro_hw.errors import RuleError, UnsupportedNodeError
+from neuro_hw.ir.plasticity import Plasticity
+from neuro_hw.ir.rules import POST_TRACES, PRE_TRACES
 
-
-def factor_scale(symbol: str, trace_scales: dict[str, float], s_w: float) -> float:
-    if symbol in SPIKES or symbol in DECIMATIONS:
-        return 1.0
-    if symbol in TRACES:
-        return trace_scales[symbol]
-    if symbol in SYNAPTIC_VARIABLES:
-        return s_w
-    raise RuleError(f"unknown symbol {symbol!r}")
+#: Compiled rules: target (``dw``, ``dt``, ``dd``) -> (microcode, report).
+CompiledRules = dict[str, tuple[str, RuleReport]]
 
 
-def _factor_code(f: Factor, trace_scales: dict[str, float], s_w: float, fmt: LearningFormat, where: str) -> str:
-    if f.sgn and f.symbol not in fmt.sgn_allowed:
-        raise RuleError(
-            f"{where}: sgn() of {f.symbol!r} is not supported by the learning engine (only of {fmt.sgn_allowed})"
-        )
-    if not f.offset:
-        return f"sgn({f.symbol})" if f.sgn else f.symbol
-    const = int(round_half_away(f.offset * factor_scale(f.symbol, trace_scales, s_w)))
-    limit = 2 ** (fmt.constant_bits - 1)
-    if not -limit <= const < limit:
-        raise RuleError(
-            f"{where}: offset {f.offset:g} of {f.symbol} becomes the constant {const}, outside the "
-            f"{fmt.constant_bits}-bit range [{-limit}, {limit - 1}]"
-        )
-    inner = f"{f.symbol}{'+' if const >= 0 else '-'}{abs(const)}"
-    return f"sgn({inner})" if f.sgn else f"({inner})"
+def _rule_error(compiled: CompiledRules) -> tuple[int, float]:
+    """(number of coefficients that underflow to 0, worst relative coefficient error)."""
+    coeffs = [c for _, rep in compiled.values() for c in rep.coefficients]
+    return sum(c.mantissa == 0 for c in coeffs), max((c.rel_error for c in coeffs), default=0.0)
 
 
-def compile_expression(
-    synapse: str,
-    expr: Expression,
-    trace_scales: dict[str, float],
-    s_w: float,
-    fmt: LearningFormat,
-) -> tuple[str, RuleReport]:
-    """Microcode string (Lava syntax) for ``expr`` and its report; raises :class:`RuleError` if impossible."""
-    where = f"rule {expr.target} of '{synapse}'"
-    if len(expr.terms) > fmt.max_terms:
-        raise RuleError(f"{where} has {len(expr.terms)} product terms; the engine takes at most {fmt.max_terms}")
-    decimations = {f.symbol for term in expr.terms for f in term.factors if f.symbol in DECIMATIONS}
-    decimations.discard("u0")
-    if len(decimations) > 1:
-        raise RuleError(f"{where}: one decimation exponent per rule, got {sorted(decimations)}")
-    report = RuleReport(synapse=synapse, target=expr.target, original=str(expr), microcode="")
-    parts = []
-    for term in expr.terms:
-        dependency = term.dependency
-        for sym in decimations | {dependency}:
-            if sym in DECIMATIONS and int(sym[1:]) > fmt.decimation_max:
-                raise RuleError(f"{where}: decimation {sym} exceeds u{fmt.decimation_max}")
-        # The dependency goes first (Lava takes the first dependency token); other factors keep their order.
-        others = list(term.factors)
-        dep_factor = next((f for f in others if f.symbol == dependency), None)
-        if dep_factor is not None:
-            others.remove(dep_factor)
-        width = MANTISSA_WIDTH + sum(fmt.factor_widths[f.symbol] for f in others)
-        shift = max(0, width - fmt.accumulator_bits)
-        scale = s_w
-        for f in others:
-            scale /= factor_scale(f.symbol, trace_scales, s_w)
-        needed = term.coefficient * scale * 2.0**shift
-        try:
-            m, e = mantissa_exponent(needed, fmt.mantissa_min, fmt.mantissa_max, fmt.exponent_min, fmt.exponent_max)
-        except OverflowError as err:
+def _refine(
+    compile_with: Callable[[dict[str, int]], CompiledRules | None],
+    traces: list[str],
+    start: int,
+    compiled: CompiledRules,
+) -> tuple[dict[str, int], CompiledRules]:
+    """Coordinate descent over per-trace impulses in ``[start//2, start]``, minimising the worst coefficient error.
+
+    Only strict improvements are taken and larger impulses are tried first, so precision is kept where it
+    costs nothing.
+    """
+    current = {t: start for t in traces}
+    best_key = _rule_error(compiled)
+    for _ in range(2):
+        improved = False
+        for trace in traces:
+            for candidate in range(start, max(1, start // 2) - 1, -1):
+                trial = dict(current, **{trace: candidate})
+                result = compile_with(trial)
+                if result is None:
+                    continue
+                key = _rule_error(result)
+                if key[0] < best_key[0] or (key[0] == best_key[0] and key[1] < best_key[1] - 1e-12):
+                    current, best_key, compiled, improved = trial, key, result, True
+        if not improved:
+            break
+    return current, compiled
+
+
+def _check_rules_fit(name: str, spec: Plasticity, conn: Connection, target: Target) -> None:
+    fmt = target.learning
+    if spec.t_epoch > fmt.epoch_max:
+        raise RuleError(f"t_epoch {spec.t_epoch} exceeds the engine's {fmt.epoch_max}", node=name, field="t_epoch")
+    if spec.third_factor:
+        spike_traces = sorted(t for t in POST_TRACES if t in spec.symbols and t not in spec.third_factor)
+        if spike_traces:
             raise RuleError(
-                f"{where}: coefficient {term.coefficient:g} of '{term}' needs {needed:.6g} in engine units; {err}"
-            ) from None
-        represented = m * 2.0**e
-        report.coefficients.append(
-            CoefficientReport(
-                term=str(term) if term.coefficient >= 0 else "-" + str(term),
-                coefficient=term.coefficient,
-                target_value=needed,
-                mantissa=m,
-                exponent=e,
-                represented=represented,
-                rel_error=float(relative_error(needed, represented)),
+                f"with a third factor the engine overwrites every post trace (y1..y3) with received values each "
+                f"step, so post-spike traces {spike_traces} cannot be used in the same rule; bind them to third "
+                "factors or drop them",
+                node=name,
+                field="rules",
             )
+    if np.any(conn.delay != 0):
+        raise UnsupportedNodeError(
+            "plastic connections cannot have synaptic delays on this target (no learning DelayDense)",
+            node=name,
+            field="delay",
         )
-        if m == 0:
-            continue  # underflows to nothing; visible in the report (rel. error 1)
-        codes = [dependency] + [_factor_code(f, trace_scales, s_w, fmt, where) for f in others]
-        literal = f"{abs(m)}*2^{e}"
-        sign = "-" if m < 0 else "+"
-        parts.append((sign, "*".join([literal] + codes)))
-    if not parts:
-        microcode = "0"
-    else:
-        microcode = ("-" if parts[0][0] == "-" else "") + parts[0][1]
-        for sign, code in parts[1:]:
-            microcode += f" {sign} {code}"
-    report.microcode = microcode
-    return microcode, report
 
 
-def trace_tau_steps(tau: float, dt: float, fmt: LearningFormat) -> int:
-    """Trace time constant in whole steps (0 = reset every step); inf maps to the longest the engine has."""
-    if tau == 0:
-        return 0
-    if math.isinf(tau):
-        return fmt.tau_max
-    steps = int(round_half_away(tau / dt))
-    return min(max(steps, 1), fmt.tau_max)
+def compile_learning(
+    conn: Connection,
+    spec: Plasticity,
+    s_w: float,
+    inputs: Mapping[str, InputProgram],
+    target: Target,
+    dt: float,
+    trace_impulse: int | None,
+    report: Report,
+) -> LearningProgram:
+    """The LearningProgram of plastic connection ``conn`` (weight scale ``s_w`` integers per weight unit)."""
+    fmt = target.learning
+    name = conn.plastic
+    assert name is not None
+    _check_rules_fit(name, spec, conn, target)
+    symbols = spec.symbols
+    trace_scales: dict[str, float] = {}
+    impulses: dict[str, float] = {}
+    taus: dict[str, int] = {}
+    spike_traces: list[str] = []
+    for trace in PRE_TRACES + POST_TRACES:
+        tr = spec.traces[trace]
+        if trace in spec.third_factor:
+            source = spec.third_factor[trace]
+            if source not in inputs:
+                raise UnsupportedNodeError(
+                    f"third factor {trace} comes from {source!r}; on {target.name} a third factor must come from "
+                    "an input (host-computed graded signal)",
+                    node=name,
+                    field="third_factor",
+                )
+            trace_scales[trace] = inputs[source].scale
+            impulses[trace], taus[trace] = 0.0, 0
+            continue
+        if tr.impulse == 0 or trace not in symbols:
+            trace_scales[trace] = 1.0
+            impulses[trace], taus[trace] = 0.0, 0
+            continue
+        if tr.impulse < 0:
+            raise RuleError(f"trace {trace} has a negative impulse; engine traces are unsigned", node=name)
+        spike_traces.append(trace)
+        taus[trace] = trace_tau_steps(tr.tau, dt, fmt)
+        exact = math.exp(-dt / tr.tau) if tr.tau > 0 and math.isfinite(tr.tau) else (1.0 if tr.tau else 0.0)
+        repr_decay = math.exp(-1.0 / taus[trace]) if taus[trace] else 0.0
+        report.parameters.append(
+            ParameterReport.of(
+                f"{name}.{trace}.tau",
+                np.array([exact]),
+                np.array([taus[trace]]),
+                np.array([repr_decay]),
+                unit="decay/step",
+            )  # fmt: skip
+        )
+
+    def compile_with(per_trace: Mapping[str, int]) -> CompiledRules:
+        scales = dict(trace_scales)
+        for trace, imp in per_trace.items():
+            scales[trace] = imp / spec.traces[trace].impulse
+        return {t: compile_expression(name, e, scales, s_w, fmt) for t, e in spec.rules.items()}
+
+    # One common impulse first: the default, or smaller when a coefficient would underflow the engine's
+    # smallest scaling factor (smaller traces leave room for larger mantissas).
+    start = trace_impulse if trace_impulse is not None else fmt.default_impulse
+    candidates, imp = [], min(start, fmt.trace_max)
+    while imp >= 1:
+        candidates.append(imp)
+        imp //= 2
+    best = None
+    for imp_int in candidates:
+        try:
+            compiled = compile_with({trace: imp_int for trace in spike_traces})
+        except RuleError:
+            if best is None:
+                raise
+            break  # smaller traces push coefficients out of range: keep the best so far
+        key = _rule_error(compiled)
+        if best is None or key < best[0]:
+            best = (key, imp_int, compiled)
+        if key[0] == 0 and key[1] <= 0.25:
+            break
+    assert best is not None
+    (underflows, _), imp_int, compiled = best
+    if underflows:
+        bad = [c.term for _, rep in compiled.values() for c in rep.coefficients if c.mantissa == 0]
+        raise RuleError(
+            f"coefficient(s) of {bad} underflow the learning engine's smallest scaling factor 2^{fmt.exponent_min} "
+            "at every trace scale; use a larger learning rate, a longer t_epoch, or a coarser weight scale",
+            node=name,
+            field="rules",
+        )
+    per_trace: dict[str, int] = {}
+    if spike_traces:
+
+        def attempt(candidate: dict[str, int]) -> CompiledRules | None:
+            try:
+                return compile_with(candidate)
+            except RuleError:
+                return None
+
+        per_trace, compiled = _refine(attempt, spike_traces, imp_int, compiled)
+    for trace in spike_traces:
+        impulses[trace] = float(per_trace[trace])
+        # steady-state mean of a trace driven at p spikes/step: imp * p / (1 - exp(-1/tau))
+        tau_steps = taus[trace]
+        gain = per_trace[trace] / (1 - math.exp(-1.0 / tau_steps)) if tau_steps else float(per_trace[trace])
+        p_sat = fmt.trace_max / gain
+        who = "pre" if trace in PRE_TRACES else "post"
+        report.notes.append(
+            f"{name}.{trace}: impulse {per_trace[trace]}, tau {tau_steps} steps: the 7-bit trace saturates when "
+            f"the {who} neurons fire more than {p_sat:.3g} spikes/step on average "
+            f"({p_sat / dt:.3g} per time unit); lower it with trace_impulse= if they do"
+        )
+    if imp_int != min(fmt.default_impulse, fmt.trace_max) and spike_traces:
+        report.notes.append(
+            f"{name}: trace impulse lowered to {imp_int} (from {fmt.default_impulse}) so that every rule "
+            "coefficient is representable"
+        )
+    rules = {}
+    for rule_target, (code, rep) in compiled.items():
+        rules[rule_target] = code
+        report.rules.append(rep)
+    lo, hi = spec.w_bounds
+    mag = target.weights.magnitude_max
+    enforced_lo, enforced_hi = ((-mag - 1) / s_w if lo < 0 else 0.0), (mag / s_w if hi > 0 else 0.0)
+    report.notes.append(
+        f"{name}: the engine clips weights to [{enforced_lo:.6g}, {enforced_hi:.6g}] (8-bit range); "
+        f"requested w_bounds [{lo:g}, {hi:g}]"
+    )
+    return LearningProgram(
+        rules=rules, impulses=impulses, taus=taus, t_epoch=spec.t_epoch, third_factor=dict(spec.third_factor)
+    )

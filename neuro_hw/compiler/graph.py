@@ -1,0 +1,193 @@
+"""Graph stage of the compiler: which source drives which neuron population through which weights.
+
+A NIR graph routes signals through pass-through nodes (``Input`` with predecessors, ``Output`` that feeds
+on, ``Flatten``, ``Scale``, ``Delay``).  The chip has none of them: what reaches a population is a weight
+matrix from a source (a stimulus input or another population), with a per-synapse delay.  This module
+walks the graph and folds every path into that form::
+
+    source --[Scale s_src, Delay d_src]--> W --[Scale s_tgt, Delay d_tgt]--> population
+    =>  Connection(weight = diag(s_tgt) W diag(s_src),  delay = d_tgt[:, None] + d_src[None, :])  (steps)
+
+Several sources or targets of one weight node give one connection per (source, target) pair, named
+``"W[source->target]"``; a weight node with one of each keeps its own name.  An edge into a population
+without a weight node becomes identity weights (with the chip's one-step synaptic latency, reported).
+Affine biases are collected per target population (float, scaled like the weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neuro_hw.errors import UnsupportedNodeError, ValidationError
+from neuro_hw.ir.circuit import NEURON_TYPES, WEIGHT_TYPES, Circuit
+
+#: Node types folded into the connections' weights and delays.
+PASS_THROUGH = ("Flatten", "Scale", "Delay", "Input", "Output")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A source (or target) reached through pass-through nodes, with per-element scale and delay (steps)."""
+
+    end: str
+    scale: np.ndarray
+    delay: np.ndarray
+
+
+@dataclass
+class Connection:
+    """Weights from ``source`` (input or population) into population ``target``, scales folded in."""
+
+    name: str
+    source: str
+    target: str
+    weight: np.ndarray  # (n_target, n_source) float
+    delay: np.ndarray  # (n_target, n_source) int64 steps
+    plastic: str | None = None  # the weight node carrying plasticity
+
+
+@dataclass
+class Wiring:
+    """Everything the graph stage found: connections in graph order, Affine biases and notes for the report."""
+
+    connections: list[Connection]
+    affine_bias: dict[str, np.ndarray]
+    notes: list[str] = field(default_factory=list)
+
+
+def _flat(node, attr: str, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(getattr(node, attr), dtype=np.float64).reshape(-1), (n,)).astype(np.float64)
+
+
+def delay_steps(circuit: Circuit, name: str, dt: float) -> np.ndarray:
+    """The delays of Delay node ``name`` in whole steps (refused unless a multiple of ``dt``)."""
+    d = np.asarray(circuit.nodes[name].delay, dtype=np.float64).reshape(-1) / dt
+    steps = np.rint(d)
+    if np.any(np.abs(steps - d) > 1e-9):
+        raise ValidationError(f"delays must be multiples of dt={dt:g}", node=name, field="delay")
+    return steps.astype(np.int64)
+
+
+def check_supported(circuit: Circuit, target: str) -> None:
+    """Refuse node kinds the chip cannot express at all (before any mapping)."""
+    for name in circuit.names_of_type("Threshold"):
+        raise UnsupportedNodeError(f"Threshold nodes have no fixed-point equivalent on {target}", node=name)
+    for name in circuit.names_of_type("LI", "CubaLI", "I"):
+        feeds = [s for s in circuit.successors(name) if circuit.type_of(s) != "Output"]
+        if feeds:
+            raise UnsupportedNodeError(
+                f"non-spiking {circuit.type_of(name)} node feeds {feeds}; on {target} neurons send spikes only",
+                node=name,
+            )
+
+
+class _Walker:
+    def __init__(self, circuit: Circuit, target: str, dt: float) -> None:
+        self.c, self.target, self.dt = circuit, target, dt
+
+    def through(self, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        kind = self.c.type_of(name)
+        if kind == "Scale":
+            return _flat(self.c.nodes[name], "scale", n), np.zeros(n, dtype=np.int64)
+        if kind == "Delay":
+            return np.ones(n), np.broadcast_to(delay_steps(self.c, name, self.dt), (n,)).copy()
+        return np.ones(n), np.zeros(n, dtype=np.int64)
+
+    def sources(self, name: str) -> list[Route]:
+        """Walk back from ``name`` through pass-through nodes to stimulus inputs and neuron nodes."""
+        routes = []
+        for p in self.c.predecessors(name):
+            kind = self.c.type_of(p)
+            n = self.c.size(p)
+            if kind in NEURON_TYPES or (kind == "Input" and not self.c.predecessors(p)):
+                routes.append(Route(p, np.ones(n), np.zeros(n, dtype=np.int64)))
+            elif kind in PASS_THROUGH:
+                scale, delay = self.through(p, n)
+                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay) for sub in self.sources(p)]
+            elif kind in WEIGHT_TYPES:
+                raise UnsupportedNodeError(
+                    f"weight node {p!r} feeds weight node {name!r} directly; fold the two matrices first",
+                    node=name,
+                )
+            else:
+                raise UnsupportedNodeError(f"{kind} nodes are not supported on {self.target}", node=p)
+        return routes
+
+    def targets(self, name: str) -> list[Route]:
+        """Walk forward from ``name`` through pass-through nodes to neuron nodes (Output nodes end a walk)."""
+        routes = []
+        for s in self.c.successors(name):
+            kind = self.c.type_of(s)
+            n = self.c.size(s)
+            if kind in NEURON_TYPES:
+                routes.append(Route(s, np.ones(n), np.zeros(n, dtype=np.int64)))
+            elif kind == "Output" and not self.c.successors(s):
+                continue
+            elif kind in PASS_THROUGH:
+                scale, delay = self.through(s, n)
+                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay) for sub in self.targets(s)]
+            elif kind in WEIGHT_TYPES:
+                raise UnsupportedNodeError(
+                    f"weight node {name!r} feeds weight node {s!r} directly; fold the two matrices first", node=s
+                )
+            else:
+                raise UnsupportedNodeError(f"{kind} nodes are not supported on {self.target}", node=s)
+        return routes
+
+    def sources_of_edge(self, p: str) -> list[Route]:
+        kind = self.c.type_of(p)
+        n = self.c.size(p)
+        if kind in NEURON_TYPES or (kind == "Input" and not self.c.predecessors(p)):
+            return [Route(p, np.ones(n), np.zeros(n, dtype=np.int64))]
+        if kind in PASS_THROUGH:
+            scale, delay = self.through(p, n)
+            return [Route(s.end, s.scale * scale, s.delay + delay) for s in self.sources(p)]
+        raise UnsupportedNodeError(f"{kind} nodes are not supported on {self.target}", node=p)
+
+
+def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
+    """All source -> population connections of ``circuit`` and the Affine biases per target population."""
+    walk = _Walker(circuit, target, dt)
+    wiring = Wiring([], {})
+    for w in circuit.names_of_type(*WEIGHT_TYPES):
+        node = circuit.nodes[w]
+        W = np.asarray(node.weight, dtype=np.float64)
+        sources, targets = walk.sources(w), walk.targets(w)
+        if not targets:
+            raise UnsupportedNodeError(
+                f"weight node {w!r} feeds no neuron population (only Output or nothing); "
+                f"{target} can only deliver weighted inputs to neurons",
+                node=w,
+            )
+        plastic = w if w in circuit.plasticity else None
+        if plastic and (len(sources) != 1 or len(targets) != 1):
+            raise UnsupportedNodeError(
+                "a plastic weight node must connect exactly one source to one neuron population", node=w
+            )
+        for tp in targets:
+            Wt = W * tp.scale[:, None]
+            if circuit.type_of(w) == "Affine":
+                b = np.asarray(node.bias, dtype=np.float64).reshape(-1) * tp.scale
+                wiring.affine_bias[tp.end] = wiring.affine_bias.get(tp.end, 0.0) + b
+            for sp in sources:
+                name = w if len(sources) * len(targets) == 1 else f"{w}[{sp.end}->{tp.end}]"
+                delay = tp.delay[:, None] + sp.delay[None, :]
+                wiring.connections.append(Connection(name, sp.end, tp.end, Wt * sp.scale[None, :], delay, plastic))
+    # Direct edges into neurons (through pass-through nodes, no weight node): identity weights.
+    for pop in circuit.names_of_type(*NEURON_TYPES):
+        for p in circuit.predecessors(pop):
+            if circuit.type_of(p) in WEIGHT_TYPES:
+                continue
+            for sp in walk.sources_of_edge(p):
+                if sp.scale.size != circuit.size(pop):
+                    raise ValidationError(f"direct edge from {sp.end!r} has the wrong size", node=pop)
+                wiring.connections.append(
+                    Connection(f"{sp.end}->{pop}", sp.end, pop, np.diag(sp.scale), np.diag(sp.delay).astype(np.int64))
+                )
+                wiring.notes.append(
+                    f"direct edge {sp.end} -> {pop} has no weight node: mapped to identity weights, which adds "
+                    "the one-step synaptic latency of the chip (the reference passes it within the step)"
+                )
+    return wiring

@@ -1,0 +1,105 @@
+"""Weight stage of the compiler: a float connection -> integer weights in the target's weight format.
+
+For a connection into population ``p`` (gain ``g_i``, voltage scale ``S_i`` per post neuron ``i``), one
+unit of weight moves ``v`` by ``g_i S_i`` integers, i.e. ``g_i S_i / 2**activation_shift`` weight LSBs at
+exponent 0 (Lava adds ``a << 6`` to ``u``).  The weight exponent is the smallest that fits the largest
+weight the connection must represent (its initial weights, and ``w_bounds`` when plastic) into the
+magnitude bits; then::
+
+    W_int = round(W * w_scale),   w_scale_i = g_i S_i / (2**activation_shift * 2**weight_exp)
+
+clipped to the sign mode's range (saturations are counted in the report).  Mixed-sign weights use even
+integers when the target drops the weight LSB for them (Lava's truncation is then exact).  A plastic
+connection needs one coefficient for all its post neurons, so their gains must be equal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neuro_hw.compiler.graph import Connection
+from neuro_hw.compiler.neurons import NeuronModel
+from neuro_hw.compiler.program import SIGN_MODES
+from neuro_hw.compiler.quantize import quantize_to_range, weight_exponent
+from neuro_hw.compiler.report import ParameterReport, Report
+from neuro_hw.compiler.target import Target
+from neuro_hw.errors import RuleError, ValidationError
+from neuro_hw.ir.plasticity import Plasticity
+
+
+def weight_range(conn: Connection, spec: Plasticity | None, notes: list[str] | None = None) -> np.ndarray:
+    """Per target row, the largest weight magnitude the connection must represent (initial weights, and
+    ``w_bounds`` for a plastic connection; infinite bounds cover twice the largest initial weight, with a
+    note appended to ``notes``)."""
+    ref = np.abs(conn.weight).max(axis=1) if conn.weight.size else np.zeros(conn.weight.shape[0])
+    if spec is None:
+        return ref
+    lo, hi = spec.w_bounds
+    bound = max(abs(lo) if math.isfinite(lo) else 0.0, abs(hi) if math.isfinite(hi) else 0.0)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bound = max(bound, 2.0 * float(np.abs(conn.weight).max(initial=0.0)))
+        if notes is not None:
+            note = f"{conn.plastic}: infinite w_bounds; the weight format covers twice the initial largest weight"
+            if note not in notes:
+                notes.append(note)
+    return np.maximum(ref, bound)
+
+
+def sign_mode_of(conn: Connection, spec: Plasticity | None) -> str:
+    """``excitatory``, ``inhibitory`` or ``mixed``: from ``w_bounds`` for plastic weights, else from the weights."""
+    if spec is not None:
+        lo, hi = spec.w_bounds
+        return "excitatory" if lo >= 0 else ("inhibitory" if hi <= 0 else "mixed")
+    W = conn.weight
+    return "excitatory" if W.min(initial=0) >= 0 else ("inhibitory" if W.max(initial=0) <= 0 else "mixed")
+
+
+def quantize_weights(
+    conn: Connection,
+    model: NeuronModel,
+    S: np.ndarray,
+    spec: Plasticity | None,
+    target: Target,
+    report: Report,
+) -> tuple[np.ndarray, int, str, np.ndarray]:
+    """``(W_int, weight_exp, sign_mode, w_scale)`` of ``conn`` (see module doc); adds the report rows."""
+    wf = target.weights
+    row_gain = model.gain * S / 2.0**target.neuron.activation_shift  # integers per unit weight at exponent 0
+    if spec is not None and not np.allclose(row_gain, row_gain[0], rtol=1e-12, atol=0):
+        raise RuleError(
+            "the learning engine applies one coefficient per connection, but the post neurons have different "
+            "gains or thresholds (r, tau, v_threshold); make them uniform",
+            node=conn.plastic,
+        )
+    sign_mode = sign_mode_of(conn, spec)
+    assert sign_mode in SIGN_MODES
+    worst = float((weight_range(conn, spec, report.notes) * np.abs(row_gain)).max(initial=0.0))
+    exp = weight_exponent(worst, 1.0, wf.magnitude_max, wf.exp_min, wf.exp_max)
+    w_scale = (row_gain / 2.0**exp)[:, None]
+    step = 2 if (sign_mode == "mixed" and wf.mixed_sign_drops_lsb) else 1
+    mag = wf.magnitude_max
+    lo_i, hi_i = {"mixed": (-mag - 1, mag), "excitatory": (0, mag), "inhibitory": (-mag, 0)}[sign_mode]
+    q = quantize_to_range(conn.weight * w_scale / step, 1.0, -(-lo_i // step), hi_i // step)
+    W_int = q.ints * step
+    represented = W_int / np.where(w_scale == 0, 1.0, w_scale)
+    report.parameters.append(
+        ParameterReport.of(f"{conn.name}.weights", conn.weight, W_int, represented, q.saturated, unit="weight")
+    )
+    if q.saturated:
+        report.notes.append(f"{conn.name}: {q.saturated} weights saturated at the {sign_mode} 8-bit range")
+    return W_int, exp, sign_mode, w_scale
+
+
+def synaptic_delays(conn: Connection, target: Target) -> np.ndarray | None:
+    """Per-synapse delays in steps (None when all are 0); refused beyond the target's longest delay."""
+    if not np.any(conn.delay != 0):
+        return None
+    if conn.delay.max() > target.max_delay:
+        raise ValidationError(
+            f"synaptic delay of {int(conn.delay.max())} steps exceeds the target's {target.max_delay}",
+            node=conn.name,
+            field="delay",
+        )
+    return conn.delay
