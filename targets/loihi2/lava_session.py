@@ -14,8 +14,8 @@ Design
   <reply_fd>``) is started in ``__init__`` with ``start_new_session=True`` (its own process group; pgid =
   its pid) and calls :func:`.process_guard.install_child_guards` (it dies with this process).  It builds
   the network ONCE: one Lava network (and runtime) per connected component of the program
-  (:func:`.lava_worker.components`; components cannot interact, so this is exact), with the one-shot
-  backend's processes (:func:`.lava_worker.build_component`) except for the inputs, which are
+  (:func:`.lowering.components`; components cannot interact, so this is exact), with the one-shot
+  backend's processes (:func:`.lowering.build_component`) except for the inputs, which are
   :class:`~.lava_session_worker.ChunkSource` processes instead of ``RingBuffer``.  It calls
   ``create_runtime`` once per component and then serves commands.
 * **Inputs**: each input ``name`` has a ``(C, n)`` int32 file (``C = capacity``); the ``ChunkSource``
@@ -101,17 +101,10 @@ from neuro_hw.compiler.program import Program, learning_rng_seed
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 
-from .lava_backend import (
-    LavaRunError,
-    _plan_arrays,
-    _raise_worker_failure,
-    _validate_program,
-    _workdir_root,
-    _worker_env,
-    pack_recordings,
-)
-from .lava_worker import SPEC_FILE, components
+from .lowering import check_lowerable, components
 from .process_guard import LOG_FILE, GuardedRun, exited_without_reaping, reap_group
+from .recording_plan import pack_recordings, plan_arrays
+from .worker_protocol import SPEC_FILE, LavaRunError, raise_worker_failure, workdir_root, worker_env
 
 __all__ = ["LavaSession"]
 
@@ -203,7 +196,7 @@ class LavaSession:
         self._worker: _Worker | None = None
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
             raise InputError(f"capacity must be a positive integer, got {capacity!r}", field="capacity")
-        _validate_program(program, SELECT_TAG)
+        check_lowerable(program, SELECT_TAG)
         self.program = program
         self.seed = self._single_seed(program, seed)
         self.capacity = int(capacity)
@@ -216,7 +209,7 @@ class LavaSession:
         self._op_started = time.monotonic()  # start of the current step (or of the start-up), for messages
         plastic = [name for name, c in program.connections.items() if c.learning is not None]
         self.learning_seeds = {name: [learning_rng_seed(self.seed, i)] for i, name in enumerate(plastic)}
-        self._plan = _plan_arrays(program, self.capacity, 1, False, self.capacity + 1)
+        self._plan = plan_arrays(program, self.capacity, 1, False, self.capacity + 1)
         self._static = {f"{name}.w" for name, c in program.connections.items() if c.learning is None}
         self._sampled = {f"{name}.{k}" for name in plastic for k in ("w", "t", "d")}
         self._rec: dict[str, np.memmap] = {}
@@ -224,7 +217,7 @@ class LavaSession:
         self._closed = False
         if not components(program):  # no population: nothing to run, every chunk is empty
             return
-        workdir = Path(tempfile.mkdtemp(prefix="neuro_hw_lava_session_", dir=_workdir_root()))
+        workdir = Path(tempfile.mkdtemp(prefix="neuro_hw_lava_session_", dir=workdir_root()))
         self._worker = _Worker(workdir)
         self._finalizer = weakref.finalize(self, self._worker.cleanup)
         try:
@@ -367,7 +360,7 @@ class LavaSession:
                     stderr=subprocess.STDOUT,
                     pass_fds=(cmd_r, reply_w),
                     start_new_session=True,
-                    env=_worker_env(),
+                    env=worker_env(),
                 )
         finally:
             os.close(cmd_r)
@@ -460,7 +453,7 @@ class LavaSession:
                 log=log,
                 seconds=time.monotonic() - self._op_started,
             )
-            _raise_worker_failure(worker.workdir, run)
+            raise_worker_failure(worker.workdir, run)
             raise LavaRunError("Lava session worker failed", log=log, worker_pid=worker.proc.pid)
         finally:
             self.close()

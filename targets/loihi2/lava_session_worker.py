@@ -47,9 +47,10 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from .lava_worker import SPEC_FILE, ModelError, build_component, collect_model_errors, components, write_error
+from .lowering import build_component, components
 from .process_guard import hard_exit_group, install_child_guards
 from .recording import REC_KEY, _Recorder, recording_model_map
+from .worker_protocol import SPEC_FILE, ModelError, collect_model_errors, write_error
 
 # --------------------------------------------------------------------------------------------------
 # the chunk source
