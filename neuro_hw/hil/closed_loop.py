@@ -11,15 +11,15 @@ chunk by chunk); both give identical trajectories (tests/hil/test_closed_loop.py
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from neuro_hw.backends import lava_missing
 from neuro_hw.compiler.program import Program
-from neuro_hw.errors import InputError
+from neuro_hw.errors import BackendUnavailableError, InputError
 from neuro_hw.result import Result
 from neuro_hw.runner import stimulus_to_payloads
 
@@ -37,12 +37,9 @@ def open_session(program: Program, backend: str, seed: int = 0) -> Session:
 
         return EmulatorSession(program, seed=seed)
     if backend == "lava":
-        if importlib.util.find_spec("lava") is None:
-            raise InputError(
-                "closed-loop stepping on Lava is not available yet in this environment (lava-nc is not "
-                "installed); use 'emulator', which is bit-exact with Lava",
-                field="backend",
-            )
+        why = lava_missing()
+        if why is not None:
+            raise BackendUnavailableError(f"{why}; or use 'emulator', which is bit-exact with Lava", field="backend")
         from neuro_hw.targets.loihi2.lava_session import LavaSession
 
         return LavaSession(program, seed=seed).__enter__()

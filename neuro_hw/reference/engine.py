@@ -192,7 +192,7 @@ def simulate(
     method: str = "exact",
     synaptic_delay: int = 1,
     batch: int | None = None,
-    weight_every: int | None = None,
+    weights_every: int | None = None,
 ) -> Result:
     """Simulate ``circuit`` in float64 for ``steps`` steps of length ``dt``.
 
@@ -210,7 +210,7 @@ def simulate(
         1 (default): weight nodes deliver one step later; 0: within the step (see module docstring).
     batch:
         Number of trials when the circuit has no inputs (otherwise taken from the inputs).
-    weight_every:
+    weights_every:
         Sample plastic weights every this many steps (plus the initial and final values).  Default: every
         epoch, or sparser when that would exceed about 2e7 recorded values.
     seed:
@@ -296,8 +296,8 @@ def simulate(
     sample_every = {}
     for name, syn in plastic.items():
         per_sample = B * syn.n_pre * syn.n_post * len(syn.vars)
-        every = weight_every or epochs[name]
-        if weight_every is None:
+        every = weights_every or epochs[name]
+        if weights_every is None:
             while (steps // every + 2) * per_sample > DEFAULT_WEIGHT_BUDGET and every < steps:
                 every *= 2
         sample_every[name] = max(1, int(every))

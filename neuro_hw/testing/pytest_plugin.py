@@ -8,10 +8,11 @@ neuro-hw is installed::
     pytest --target=lava          # compiled for Loihi 2, Lava fixed_pt (needs neuro-hw[lava])
     pytest --target=lava-float    # Lava floating_pt
 
-* fixture ``target``: a :class:`~neuro_hw.runner.Runner` for the chosen backend
-  (``target.run(circuit, inputs, steps, dt, seed)``); tests written against it are the backend-neutral
-  suite (``tests/backend_neutral``).  A test on a Lava target is skipped with the reason when Lava is not
-  installed;
+* fixture ``target``: a :class:`~neuro_hw.runner.Runner` for a backend given with ``--target``
+  (``target.run(circuit, inputs, steps, dt, seed)``); a test using it runs once per ``--target`` given
+  (``pytest --target=reference --target=emulator``); tests written against it are the backend-neutral
+  suite (``tests/backend_neutral``).  A test on a backend that cannot run here (Lava not installed, or
+  ``lava-hw``) is skipped with the reason;
 * marker ``@pytest.mark.hardware``: the test needs a Loihi 2 board.  neuro-hw has no hardware backend
   (``lava-hw`` is reserved, see :mod:`neuro_hw.backends`), so these tests are always skipped with that
   reason;
@@ -34,10 +35,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("neuro-hw")
     group.addoption(
         "--target",
-        action="store",
-        default="reference",
+        action="append",
+        default=None,
         choices=tuple(BACKENDS),
-        help="backend the `target` fixture runs circuits on (default: reference)",
+        help="backend the `target` fixture runs circuits on (default: reference); repeat the option to run every "
+        "test that uses `target` once per backend, e.g. --target=reference --target=emulator",
     )
     group.addoption(
         "--update-golden",
@@ -47,28 +49,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def chosen_targets(config: pytest.Config) -> list[str]:
+    """The backends given with ``--target`` (in order, without repeats); ``["reference"]`` by default."""
+    return list(dict.fromkeys(config.getoption("--target") or ["reference"]))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hardware: needs a Loihi 2 board (neuro-hw has no hardware backend yet)")
     config.addinivalue_line("markers", "fixed_point: meaningful on fixed-point targets only (skipped on reference)")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        names = chosen_targets(metafunc.config)
+        metafunc.parametrize("target", names, ids=names, indirect=True)
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("target") if callspec is not None else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    chosen = config.getoption("--target")
     for item in items:
+        backend = _backend_of(item)
         if "hardware" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=f"needs a Loihi 2 board: {backend_unavailable('lava-hw')}"))
-        elif "target" in getattr(item, "fixturenames", ()) and backend_unavailable(chosen):
-            item.add_marker(
-                pytest.mark.skip(reason=f"--target={chosen} cannot run here: {backend_unavailable(chosen)}")
-            )
-        if "fixed_point" in item.keywords and chosen == "reference":
+            continue
+        if backend is None:
+            continue
+        why = backend_unavailable(backend)
+        if why:
+            item.add_marker(pytest.mark.skip(reason=f"--target={backend} cannot run here: {why}"))
+        elif "fixed_point" in item.keywords and not BACKENDS[backend].fixed_point:
             item.add_marker(pytest.mark.skip(reason="fixed-point only; run with --target=emulator or lava"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def target(request: pytest.FixtureRequest) -> Runner:
-    """The backend selected with ``--target``."""
-    return Runner(request.config.getoption("--target"))
+    """A :class:`~neuro_hw.runner.Runner` for one backend given with ``--target`` (tests using it run once per
+    backend)."""
+    return Runner(getattr(request, "param", None) or chosen_targets(request.config)[0])
 
 
 @pytest.fixture

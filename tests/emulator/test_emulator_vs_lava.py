@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neuro_hw.emulator import run_program_emulator
+from neuro_hw.targets.loihi2 import lava_backend
 
-pytest.importorskip("lava")
-lava_backend = pytest.importorskip("neuro_hw.targets.loihi2.lava_backend")
+pytestmark = pytest.mark.lava
 STEPS = 200
 
 

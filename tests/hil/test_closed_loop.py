@@ -58,6 +58,7 @@ def test_closed_loop_refuses_bad_arguments():
         run_closed_loop(program, env, 100, 10, backend="reference")
 
 
+@pytest.mark.lava
 def test_lava_closed_loop_trajectory_equals_emulator():
     """The same controller in the loop on a persistent Lava run and on the emulator: identical trajectories."""
     env_lava, run_lava = _track(gain=0.01, steps=200, backend="lava")

@@ -3,6 +3,7 @@
 import pytest
 
 import neuro_hw
+from neuro_hw.backends import lava_missing
 from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
 from neuro_hw.testing.golden import GoldenMismatchError, GoldenMissingError, check_golden, record_golden
 
@@ -64,8 +65,16 @@ def test_plugin_target_option_fixture_and_hardware_marker(pytester):
     )
     res = pytester.runpytest("-p", "no:cacheprovider")
     res.assert_outcomes(passed=2, skipped=2)
-    res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava", "--update-golden", "-rs")
-    res.assert_outcomes(passed=3, skipped=1)
+    res = pytester.runpytest("-p", "no:cacheprovider", "--target=reference", "--target=emulator", "--update-golden")
+    res.assert_outcomes(passed=5, skipped=3)  # once per backend; fixed_point skipped on reference only
+    res.stdout.fnmatch_lines(["*5 passed, 3 skipped*"])
+    if lava_missing() is None:
+        res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava", "--update-golden", "-rs")
+        res.assert_outcomes(passed=3, skipped=1)
+    else:
+        res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava", "-rs")
+        res.assert_outcomes(skipped=4)
+        res.stdout.fnmatch_lines(["*--target=lava cannot run here: Lava is not installed*"])
     res = pytester.runpytest("-p", "no:cacheprovider", "--target=lava-hw", "-rs")
     res.assert_outcomes(skipped=4)
     res.stdout.fnmatch_lines(["*--target=lava-hw cannot run here: neuro-hw has no Loihi 2 hardware backend*"])
