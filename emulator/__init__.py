@@ -5,7 +5,7 @@ Runs a compiled :class:`~neuro_hw.compiler.program.Program` (LIF, Dense, DelayDe
 Lava, and returns the same :class:`~neuro_hw.result.Result` as the Lava backend, value for value.  The
 whole step loop of a circuit is one generated numba function (compiled once per circuit structure and
 cached on disk); the trials of a batch are split over one thread per core.  The integer semantics are
-those of ``../shared/docs/lava-semantics.md``; each module documents its formulas:
+those of ``docs/lava-semantics.md``; each module documents its formulas:
 
 * :mod:`.lif` -- ``PyLifModelBitAcc`` (int32 wrap, 24-bit u wrap, v clip, decays toward zero);
 * :mod:`.dense` -- weight preparation and the Dense / DelayDense / LearningDense spiking path;

@@ -2,7 +2,7 @@
 
 Sources: ``lava/proc/dense/models.py`` (``PyDenseModelBitAcc`` l.57-114, ``PyDelayDenseModelBitAcc``
 l.290-352, ``PyLearningDenseModelBitApproximate`` l.146-191), ``lava/utils/weightutils.py``; spec:
-``../shared/docs/lava-semantics.md`` §3.
+``docs/lava-semantics.md`` §3.
 
 Weight preparation (once, at Lava's first ``run_spk``)::
 

@@ -1,7 +1,7 @@
 """Run a compiled Program on the bit-exact emulator of Lava 0.10 ``Loihi2SimCfg(select_tag="fixed_pt")``.
 
 The emulator never imports Lava.  It reproduces, per step ``t = 1..T`` (Lava's 1-based ``time_step``;
-``../shared/docs/lava-semantics.md`` §1), the data flow of the Lava process network that
+``docs/lava-semantics.md`` §1), the data flow of the Lava process network that
 ``targets/loihi2/lava_backend.py`` builds from the same Program:
 
 1. every connection sends its buffered output (computed at ``t-1``; zeros at ``t = 1``); a

@@ -2,7 +2,7 @@
 
 Source: ``lava/magma/core/model/py/connection.py`` (``LearningConnectionModelBitApproximate``,
 l.536-1172, and ``PyLearningConnection``), ``lava/magma/core/learning/{learning_rule_applier,random,
-utils,constants}.py``; spec: ``../shared/docs/lava-semantics.md`` §4.  One :class:`LearningEngine`
+utils,constants}.py``; spec: ``docs/lava-semantics.md`` §4.  One :class:`LearningEngine`
 holds one plastic connection for ``B`` trials: weights ``w``, tags ``t`` (tag_1) and ``d`` (tag_2),
 each logically ``(B, n_post, n_pre)`` (Lava: int32 weights, int64 tags), pre traces ``x`` ``(B, 2,
 n_pre)`` and post traces ``y`` ``(B, 3, n_post)`` (7 bit), last within-epoch spike times ``tx``/``ty``

@@ -1,10 +1,10 @@
 """Fixed-point LIF of Lava 0.10 (``PyLifModelBitAcc``) over (batch, neuron), as one compiled kernel.
 
-Source: ``lava/proc/lif/models.py:72-278``; spec: ``../shared/docs/lava-semantics.md`` §2.
+Source: ``lava/proc/lif/models.py:72-278``; spec: ``docs/lava-semantics.md`` §2.
 
 Storage and widths (Lava's own): ``u``, ``v`` int32 arrays (nominally 24 bit); ``du``, ``dv`` 12-bit
 unsigned Python ints; ``bias_mant`` an **int16** Var (a wider value wraps silently when the Var is
-initialised, §1), ``bias_exp`` int16; ``vth`` a Python int; the input ``a_in`` arrives as int32 (the
+initialised, §1.3), ``bias_exp`` int16; ``vth`` a Python int; the input ``a_in`` arrives as int32 (the
 sum of all connected Dense outputs, each an int32 channel; the sum wraps at 32 bits).
 
 One step, int32 arithmetic unless noted (the kernel computes in int64 and wraps to int32 exactly as

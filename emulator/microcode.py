@@ -4,7 +4,7 @@ A :class:`~neuro_hw.compiler.program.LearningProgram` carries rules as strings i
 (``"2^-2*x1*y0 - 2^-2*y1*x0"``).  This module turns them into :class:`Product` objects exactly the way
 Lava's ``SymbolicEquation`` + ``ProductSeries`` do (``lava/magma/core/learning/symbolic_equation.py``,
 ``product_series.py:547-742``), re-implemented here so the emulator never imports Lava
-(``../shared/docs/lava-semantics.md`` §4.2).
+(``docs/lava-semantics.md`` §4.2).
 
 Tokens (spaces are removed first), tried in this order at every position::
 

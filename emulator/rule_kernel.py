@@ -1,6 +1,6 @@
 """Compiled learning-rule kernels: a connection's products turned into straight-line numba code.
 
-The arithmetic is the learning phase of :mod:`.learning` (``../shared/docs/lava-semantics.md`` §4.4),
+The arithmetic is the learning phase of :mod:`.learning` (``docs/lava-semantics.md`` §4.4-4.5),
 literally, per synapse: for every target (dw, dd, dt in Lava's order, all reading the pre-update
 ``w``, ``d``, ``t``)::
 

@@ -4,7 +4,7 @@ This is the plain-data boundary between the compiler and the two fixed-point bac
 lowering in ``targets/loihi2`` and the vectorised ``emulator``).  Every number here is already an
 integer in the target's format; nothing below this layer rounds floats again, except the learning
 engine's own stochastic rounding, which is part of the target semantics (see
-``../shared/docs/lava-semantics.md`` and ``emulator/``).
+``docs/lava-semantics.md`` and ``emulator/``).
 
 Units and widths (Loihi 2 / Lava ``fixed_pt``):
 
@@ -154,8 +154,8 @@ def learning_rng_seed(run_seed: int, connection_index: int) -> int:
     order) for a run with seed ``run_seed``.
 
     Lava draws the trace streams from seeds ``rng_seed .. rng_seed+3`` (and a stream hard-wired to 2),
-    so seeds are spaced by 4; they start at 1 because a falsy seed is replaced by a random one in
-    places of Lava.  The emulator replays exactly these streams.
+    so seeds are spaced by 4; they start at 1 (Lava 0.10 replaces only ``None`` by a random seed, so 0 would
+    work too, but 1 keeps the seeds clear of that special case).  The emulator replays exactly these streams.
     """
     if run_seed < 0 or connection_index < 0:
         raise ValueError("run seed and connection index must be >= 0")

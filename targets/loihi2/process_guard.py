@@ -3,7 +3,7 @@
 Lava starts one OS process per Lava process (plus a shared-memory manager and runtime services),
 forked from whatever process calls ``run()``.  If that caller dies or is interrupted, the workers
 stay blocked on semaphores forever and keep their shared-memory segments alive
-(``../shared/docs/lava-semantics.md`` §9 #3-4).  This module contains the host-side guard used by
+(``docs/lava-semantics.md`` §9 #3-4).  This module contains the host-side guard used by
 the Lava backend:
 
 * :func:`run_guarded` starts ``python -m <module> <workdir>`` with ``start_new_session=True``, so the

@@ -1,6 +1,6 @@
 """Cheap per-step recording of Lava state: process-model subclasses that write into ``np.memmap`` files.
 
-Monitors cost ~1.2 ms/step plus ~50 µs per value read back (``../shared/docs/lava-semantics.md`` §8);
+Monitors cost about 0.5-1.4 ms/step plus 30-50 µs per value read back (``docs/lava-semantics.md`` §6, §8);
 these subclasses of Lava's own models instead copy their state into memory-mapped files (in
 ``/dev/shm`` when available) at the end of every step, which costs a few µs per step and is read
 back by the host with one ``np.fromfile``-speed copy.

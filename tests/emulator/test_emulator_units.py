@@ -1,4 +1,4 @@
-"""Unit tests of the emulator against hand-computed integers (``../shared/docs/lava-semantics.md``).
+"""Unit tests of the emulator against hand-computed integers (``docs/lava-semantics.md``).
 
 Every expected number below is derived by hand (or, for the random streams, from the documented
 numpy streams) in the comments next to it -- not by running the emulator.
@@ -27,7 +27,7 @@ def a(*values):
 
 
 # ---------------------------------------------------------------------------------------------------
-# LIF (lava-semantics.md §2)
+# LIF (docs/lava-semantics.md §2)
 # ---------------------------------------------------------------------------------------------------
 def test_decay_rounds_toward_zero_and_du_has_offset_one():
     # u=-5000, du=100: p = -5000 * (4096 - 101) = -19_975_000; /4096 = -4876.7 -> -4876 (floor: -4877)

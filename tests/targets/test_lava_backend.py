@@ -1,7 +1,7 @@
 """Tests of the Lava backend (``neuro_hw.targets.loihi2.lava_backend``) against hand-computed values.
 
 Every test runs real Lava 0.10 (Loihi2SimCfg) in a worker process group; after every test no child
-process of the test process may be left.  Expected numbers follow ``../shared/docs/lava-semantics.md``.
+process of the test process may be left.  Expected numbers follow ``docs/lava-semantics.md``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def program(inputs=(), neurons=(), connections=()):
 # 1. LIF with bias only
 # ---------------------------------------------------------------------------------------------------
 def _lif_by_hand(steps, du, dv, vth, bias, u0, v0):
-    """Fixed-point LIF of lava-semantics.md §2 for one neuron without input (plain Python ints)."""
+    """Fixed-point LIF of docs/lava-semantics.md §2 for one neuron without input (plain Python ints)."""
 
     def decay(x, d):
         p = x * (4096 - d)
