@@ -5,8 +5,9 @@ The emulator never imports Lava.  It reproduces, per step ``t = 1..T`` (Lava's 1
 ``targets/loihi2/lava_backend.py`` builds from the same Program:
 
 1. every connection sends its buffered output (computed at ``t-1``; zeros at ``t = 1``); a
-   population's input is the int32 (wrapping) sum of everything sent to it;
-2. every LIF population updates (:mod:`.lif`) and spikes;
+   population's input is the int32 (wrapping) sum of everything sent to it (per port for products);
+2. every LIF population updates (:mod:`.lif`) and spikes; every graded population computes its output
+   (:mod:`.graded`);
 3. every connection receives what its source sent at ``t`` (input column ``t-1``, or the source
    population's spikes of this very step) and computes its next output with its *current* weights
    (:mod:`.dense`); a plastic connection then does its spiking-phase trace bookkeeping with the
@@ -29,11 +30,12 @@ import numpy as np
 
 from neuro_hw.compiler.checks import check_program
 from neuro_hw.compiler.payloads import normalize_payloads
-from neuro_hw.compiler.program import LEARNING_TRACES, Program
+from neuro_hw.compiler.program import LEARNING_TRACES, GradedProgram, Program
 from neuro_hw.errors import InputError, ValidationError
 from neuro_hw.result import Result
 
 from .dense import DenseSynapse, dense_effective_weights, learning_effective_weights
+from .graded import GradedPopulation
 from .learning import LearningEngine
 from .lif import LifPopulation
 from .step_kernel import StepKernel
@@ -112,12 +114,15 @@ class EmulatorRun:
         self.batch = batch = len(self.seeds)
         self.full = record == "all"
         self.steps_done = 0
-        self.pops = {
-            name: LifPopulation(
+        self.pops: dict[str, LifPopulation | GradedPopulation] = {
+            name: GradedPopulation(pop, batch)
+            if isinstance(pop, GradedProgram)
+            else LifPopulation(
                 pop.n, batch, pop.du, pop.dv, pop.vth, pop.bias_mant, pop.bias_exp, pop.u_init, pop.v_init
             )
             for name, pop in program.neurons.items()
         }
+        self.lif = {name: p for name, p in self.pops.items() if isinstance(p, LifPopulation)}
         self.conns: dict[str, DenseSynapse | LearningEngine] = {}  # every connection, Program order
         self.static_w: dict[str, np.ndarray] = {}
         self.engines: dict[str, LearningEngine] = {}
@@ -150,9 +155,12 @@ class EmulatorRun:
         for eng in self.engines.values():
             eng.ensure_steps(start + steps)
         # every step of these is written by the kernel
-        rec_s = {name: np.empty((batch, steps, p.n), dtype=bool) for name, p in self.pops.items()}
-        rec_u = {name: np.empty((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
-        rec_v = {name: np.empty((batch, steps, p.n), dtype=np.int32) for name, p in self.pops.items()} if full else {}
+        rec_s = {  # spikes of LIF populations, int32 outputs of graded ones
+            name: np.empty((batch, steps, p.n), dtype=np.int32 if isinstance(p, GradedPopulation) else bool)
+            for name, p in self.pops.items()
+        }
+        rec_u = {name: np.empty((batch, steps, p.n), dtype=np.int32) for name, p in self.lif.items()} if full else {}
+        rec_v = {name: np.empty((batch, steps, p.n), dtype=np.int32) for name, p in self.lif.items()} if full else {}
         rec_tr = {
             name: np.empty((batch, steps, eng.z.shape[1]), dtype=np.int32) for name, eng in self.engines.items()
         } if full else {}  # fmt: skip
@@ -184,6 +192,9 @@ class EmulatorRun:
         chunk = Chunk({}, {}, {}, {})
         for name, prog in self.program.neurons.items():
             shape = (batch, steps) + tuple(prog.shape)
+            if isinstance(prog, GradedProgram):  # graded outputs are recorded in every mode
+                chunk.states[f"{name}.y"] = rec_s[name].reshape(shape)
+                continue
             chunk.spikes[name] = rec_s[name].reshape(shape)
             if full:
                 chunk.states[f"{name}.u"] = rec_u[name].reshape(shape)

@@ -24,6 +24,7 @@ Spiking phase (every step t; ``k = t mod t_epoch`` or ``t_epoch``)
 
     sp = s_pre != 0 ;  multi = (tx > 0) & sp              # 2nd+ spike within the epoch
     x1[multi] = clip(x1 + imp_int + (0 < imp_frac), 0, 127)  (same for x2; "random" is 0 here)
+      graded pre activity (GradedSpikeCfg.OVERWRITE) instead: x1[sp] = uint8(round_half_even(s_pre / 2))
     tx[sp] = k
     -- x, y streams advance (draw 2t-1) --
     multi = (ty > 0) & bap
@@ -136,6 +137,7 @@ def spike_times(
     epoch_pre: np.ndarray,
     epoch_post: np.ndarray,
     n_epoch: np.ndarray,
+    x_multi_from: int,
 ) -> None:
     """Spiking-phase bookkeeping of one trial: multi-spike impulses (x: random 0; y: ``r_y``), then ``t = k``.
 
@@ -143,11 +145,13 @@ def spike_times(
     ``pre_active[:n_pre_active]`` the pre neurons that spiked (nonzero payloads), ``post_active[:n_post_active]``
     the post neurons that spiked (:func:`~.dense.active_indices`).  A neuron's first spike in the epoch
     also appends it to ``epoch_pre`` / ``epoch_post`` (counts in ``n_epoch[0]``, ``n_epoch[1]``): the
-    pre columns and post rows the learning phase visits, i.e. exactly the neurons with ``tx``/``ty > 0``."""
+    pre columns and post rows the learning phase visits, i.e. exactly the neurons with ``tx``/``ty > 0``.
+    Multi-spike impulses skip the x traces before ``x_multi_from`` (1: x1 is overwritten by graded
+    payloads instead, :func:`overwrite_x1`)."""
     for q in range(n_pre_active):
         j = pre_active[q]
         if tx[j] > 0:
-            for f in range(x_multi_add.size):
+            for f in range(x_multi_from, x_multi_add.size):
                 pos = f * n_pre + j
                 z[pos] = min(z[pos] + x_multi_add[f], TRACE_MAX)
         else:
@@ -166,6 +170,15 @@ def spike_times(
             epoch_post[n_epoch[1]] = i
             n_epoch[1] += 1
         ty[i] = k
+
+
+@njit_inline
+def overwrite_x1(z: np.ndarray, s: np.ndarray, row: int, pre_active: np.ndarray, n_pre_active: int) -> None:
+    """Graded pre activity (``GradedSpikeCfg.OVERWRITE``): ``x1 = uint8(round_half_even(payload / 2))`` for
+    the pre neurons with a nonzero payload this step (x1 is the first trace of the bank)."""
+    for q in range(n_pre_active):
+        j = pre_active[q]
+        z[j] = np.float64(np.int64(np.rint(np.float64(s[row, j]) / 2.0)) & 255)
 
 
 @njit_inline
@@ -274,6 +287,7 @@ class LearningEngine:
         self.n_post, self.n_pre = weights.shape
         self.t_epoch = int(learning.t_epoch)
         self.three_factor = dict(learning.third_factor)
+        self.pre_activity = bool(learning.pre_activity)
 
         # ---- rules --------------------------------------------------------------------------------
         rules = {k: v for k, v in learning.rules.items() if v is not None and str(v).strip() != ""}
@@ -294,9 +308,11 @@ class LearningEngine:
             for k in Y_TRACES:
                 imp[k], tau[k] = 0.0, TAU_3F
         # a trace can only become nonzero through an impulse (or a third-factor value)
-        nonzero = {k for k in X_TRACES if imp[k] != 0.0}
+        nonzero = {k for k in X_TRACES if imp[k] != 0.0} | ({"x1"} if self.pre_activity else set())
         nonzero |= set(self.three_factor) if self.three_factor else {k for k in Y_TRACES if imp[k] != 0.0}
         live = nonzero if keep_traces else nonzero & used
+        if self.pre_activity:
+            live.add("x1")  # overwritten by the payloads: always stored, at the start of the bank
         self.x_names = [k for k in X_TRACES if k in live]
         self.y_names = [k for k in Y_TRACES if k in live]
         self.xpos = {k: i for i, k in enumerate(self.x_names)}
@@ -320,7 +336,9 @@ class LearningEngine:
         y_parts = [decompose_impulse(imp[k]) for k in self.y_names]
         self.y_int = np.array([float(a) for a, _ in y_parts])
         self.y_frac = np.array([f for _, f in y_parts], dtype=np.int64)
-        # pre-spike multi-spike rounding uses the random number 0: any fraction rounds up
+        # pre-spike multi-spike rounding uses the random number 0: any fraction rounds up; an overwritten x1
+        # (graded pre activity) takes no multi-spike impulse
+        self.x_multi_from = 1 if self.pre_activity else 0
         self.x_multi_add = np.array([float(a + (0 < b)) for a, b in (decompose_impulse(imp[k]) for k in self.x_names)])
         self.z = np.zeros((batch, self.lx + self.ky * self.n_post))
         self.tx = np.zeros((batch, self.n_pre), dtype=np.int64)

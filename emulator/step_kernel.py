@@ -45,9 +45,13 @@ from neuro_hw.compiler.program import Program
 
 from .codegen import load_generated
 from .dense import DenseSynapse
+from .graded import GradedPopulation
 from .learning import LearningEngine
 from .lif import LifPopulation
 from .rule_kernel import SCRATCH_ROWS
+
+#: The modules whose kernels the generated step loop inlines (their hash is part of its source).
+KERNEL_MODULES = ("intmath.py", "lif.py", "dense.py", "graded.py", "learning.py", "rule_kernel.py", "step_kernel.py")
 
 
 def _kernel_fingerprint() -> str:
@@ -56,7 +60,7 @@ def _kernel_fingerprint() -> str:
     (numba invalidates a cached function when its own file changes, not when a function it calls does)."""
     here = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in ("intmath.py", "lif.py", "dense.py", "learning.py", "rule_kernel.py", "step_kernel.py"):
+    for name in KERNEL_MODULES:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -66,8 +70,9 @@ import numpy as np
 from numba import njit
 
 from neuro_hw.emulator.dense import active_indices, send_one
+from neuro_hw.emulator.graded import graded_step
 from neuro_hw.emulator.intmath import clip, wrap32
-from neuro_hw.emulator.learning import spike_times, trace_history
+from neuro_hw.emulator.learning import overwrite_x1, spike_times, trace_history
 from neuro_hw.emulator.lif import lif_step
 """
 
@@ -103,7 +108,7 @@ class StepKernel:
     def __init__(
         self,
         program: Program,
-        pops: Mapping[str, LifPopulation],
+        pops: Mapping[str, LifPopulation | GradedPopulation],
         conns: Mapping[str, DenseSynapse | LearningEngine],
         full: bool,
     ) -> None:
@@ -123,9 +128,11 @@ class StepKernel:
 
     # ------------------------------------------------------------------------------------------------
     def _spikes_of(self, node: str) -> str:
-        """The ``(T, n)`` array of trial ``b`` holding what ``node`` (population or input) sends, row by step."""
+        """The ``(T, n)`` array of trial ``b`` holding what ``node`` (population or input) sends, row by step:
+        spikes (bool) of a LIF population, payloads (int32) of a graded one or of an input."""
         if node in self.pop_index:
-            return f"p{self.pop_index[node]}_s_b"
+            kind = "y" if isinstance(self.pops[node], GradedPopulation) else "s"
+            return f"p{self.pop_index[node]}_{kind}_b"
         return f"in{self.input_names.index(node)}_b"
 
     def _active_of(self, node: str) -> str:
@@ -152,13 +159,26 @@ class StepKernel:
         fan_in = {p: [] for p in self.pop_index}
         for name in self.conns:
             fan_in[self.program.connections[name].target].append(name)
-        # a population fed by one connection without delays reads its output directly (0 + x = x)
+        # a LIF population fed by one connection without delays reads its output directly (0 + x = x)
         direct = {
             pop: self.conn_index[names[0]]
             for pop, names in fan_in.items()
-            if len(names) == 1 and not (isinstance(self.conns[names[0]], DenseSynapse) and self.conns[names[0]].delayed)
+            if len(names) == 1
+            and not (isinstance(self.conns[names[0]], DenseSynapse) and self.conns[names[0]].delayed)
+            and not isinstance(self.pops[pop], GradedPopulation)
         }
         for pop, p in self.pop_index.items():
+            if isinstance(self.pops[pop], GradedPopulation):
+                args += [f"p{p}_y", f"p{p}_prm"]
+                init += [
+                    f"p{p}_y_b = p{p}_y[b]",
+                    f"p{p}_in = np.empty(p{p}_y.shape[2], dtype=np.int32)",
+                    f"p{p}_inb = np.empty(p{p}_y.shape[2], dtype=np.int32)",
+                ]
+                if pop in listed:
+                    init.append(f"p{p}_act = np.empty(p{p}_y.shape[2], dtype=np.int64)")
+                body += [f"for k in range(p{p}_in.shape[0]):", f"    p{p}_in[k] = 0", f"    p{p}_inb[k] = 0"]
+                continue
             args += [f"p{p}_u", f"p{p}_v", f"p{p}_bias", f"p{p}_uf", f"p{p}_vf", f"p{p}_vth", f"p{p}_s"]
             init += [
                 f"p{p}_u_b = p{p}_u[b]",
@@ -190,12 +210,22 @@ class StepKernel:
                 continue
             p = self.pop_index[pop]
             out = f"c{c}_line_b[c{c}_head, k]" if isinstance(conn, DenseSynapse) and conn.delayed else f"c{c}_out_b[k]"
+            port = "inb" if self.program.connections[name].port == "b" else "in"
             body += [
-                f"for k in range(p{p}_in.shape[0]):",
-                f"    p{p}_in[k] = wrap32(p{p}_in[k] + {out})",
+                f"for k in range(p{p}_{port}.shape[0]):",
+                f"    p{p}_{port}[k] = wrap32(p{p}_{port}[k] + {out})",
             ]
         # ---- 2. the populations ----------------------------------------------------------------------
         for pop, p in self.pop_index.items():
+            gp = self.pops[pop]
+            if isinstance(gp, GradedPopulation):
+                body.append(
+                    f"graded_step(p{p}_in, p{p}_inb, {gp.act}, {gp.gate}, p{p}_prm[0], p{p}_prm[1], p{p}_prm[2], "
+                    f"p{p}_prm[3], p{p}_prm[4], p{p}_y_b, row)"
+                )
+                if pop in listed:
+                    body.append(f"p{p}_nact = active_indices(p{p}_y_b, row, p{p}_act)")
+                continue
             a_in = f"c{direct[pop]}_out_b" if pop in direct else f"p{p}_in"
             body.append(
                 f"lif_step(p{p}_u_b, p{p}_v_b, {a_in}, p{p}_bias, p{p}_uf, p{p}_vf, p{p}_vth, p{p}_s_b, row, "
@@ -245,8 +275,11 @@ class StepKernel:
                 f"send_one(e{e}_w_b, {src}, row, {act}, {graded}, {graded}, c{c}_we, c{c}_out_b, c{c}_acc)",
                 f"spike_times(e{e}_tx_b, e{e}_ty_b, {act}, {tgt_act}, (t - 1) % e{e}_te + 1, e{e}_z_b, e{e}_npre, "
                 f"e{e}_npost, e{e}_lx, e{e}_xma, e{e}_yint, e{e}_yfrac, e{e}_rimp[2 * t - 1, e{e}_stream_b, 1], "
-                f"{conn.ky > 0 and not conn.three_factor}, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b)",
+                f"{conn.ky > 0 and not conn.three_factor}, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b, "
+                f"{conn.x_multi_from})",
             ]
+            if conn.pre_activity:  # graded pre activity overwrites x1 (GradedSpikeCfg.OVERWRITE)
+                body.append(f"overwrite_x1(e{e}_z_b, {src}, row, {act})")
             for trace, pos in conn.ypos.items() if conn.three_factor else ():
                 node = conn.three_factor.get(trace)  # 3-factor: the y registers take the received values
                 value = "0.0" if node is None else f"{self._spikes_of(node)}[row, q]"
@@ -347,6 +380,10 @@ class StepKernel:
         values: dict[str, Any] = {"steps": steps, "t0": t0, "wrow": wrow}
         for name, pop in self.pops.items():
             p = self.pop_index[name]
+            if isinstance(pop, GradedPopulation):  # rec_s holds its int32 outputs
+                prm = [pop.params[k] for k in ("clip", "knee", "lo", "hi", "shift")]
+                values.update({f"p{p}_y": rec_s[name], f"p{p}_prm": np.asarray(prm, dtype=np.int64)})
+                continue
             values.update({
                 f"p{p}_u": pop.u, f"p{p}_v": pop.v, f"p{p}_bias": pop.bias, f"p{p}_uf": pop.u_factor,
                 f"p{p}_vf": pop.v_factor, f"p{p}_vth": pop.vth_eff, f"p{p}_s": rec_s[name],

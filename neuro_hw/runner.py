@@ -138,7 +138,10 @@ def float_units(program: Program) -> dict[str, dict[str, list]]:
     Keys are Result keys (``"pop.v"``, ``"conn.w"``); scales broadcast against the trailing axes.
     """
     units: dict[str, dict[str, list]] = {}
-    for name, pop in program.neurons.items():
+    for name, pop in program.graded.items():
+        if pop.y_scale is not None:
+            units[f"{name}.y"] = {"scale": np.asarray(pop.y_scale).tolist(), "offset": [0.0]}
+    for name, pop in program.lif.items():
         if pop.v_scale is not None:
             offset = pop.v_offset if pop.v_offset is not None else np.zeros(pop.n)
             units[f"{name}.v"] = {"scale": np.asarray(pop.v_scale).tolist(), "offset": np.asarray(offset).tolist()}
@@ -200,3 +203,18 @@ def run_circuit(
 ) -> Result:
     """Run ``circuit`` on ``backend`` (see :mod:`neuro_hw.backends`), compiling for Loihi 2 when needed."""
     return Runner(backend, compile_options=compile_options).run(circuit, inputs, steps, dt, seed)
+
+
+def graded_values(program: Program, result: Result, node: str) -> np.ndarray:
+    """The output of graded node ``node`` in float units, ``(B, T, n)``, from a fixed-point Result: its
+    payloads divided by its scale, with the rails of a signed modulator recombined (``e = e+ - e-``)."""
+    rails = program.metadata.get("rails", {}).get(node, [[node, 1]])
+    total = None
+    for population, sign in rails:
+        pop = program.neurons.get(population)
+        if pop is None or not hasattr(pop, "y_scale"):
+            raise InputError(f"{population!r} is not a graded population of the program", node=node)
+        values = result.states[f"{population}.y"].astype(np.float64) * sign / np.asarray(pop.y_scale)
+        total = values if total is None else total + values
+    assert total is not None
+    return total

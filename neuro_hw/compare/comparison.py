@@ -5,17 +5,35 @@
   and the number of mismatching values.
 * **statistical** (fixed point vs the float reference): per population the spike-count error, van Rossum
   distance, Jaccard index and cosine similarity of time-averaged activity; per plastic synapse the RMSE
-  (relative to the largest reference weight) and the angle of the final weights; optionally a task
-  metric.  A **profile** holds the thresholds and gives the verdict.
+  (relative to the largest reference weight) and the angle of the final weights, and the weight *change*
+  ``dw = w_final - w_initial`` of each side: its cosine similarity and the relative error of its size
+  ``| ||dw_b|| - ||dw_a|| | / ||dw_a||``; optionally a task metric.  A **profile** holds the thresholds and
+  gives the verdict.
+
+Why the weight change: final weights are dominated by the initial ones, so they cannot tell a run that
+learned from one that did not.  In the STDP circuit (``stdp_circuit(n_in=10, n_out=3)``, 800 steps) the
+unlearned initial weights are only 3.3 deg and 7.9 % RMSE away from the reference's learned ones, inside
+the final-weight limits; their change has cosine 0 and size error 100 %.  The change is judged only when
+the reference changed its weights by at least ``min_weight_change_rel`` (RMS, relative to its largest
+weight): smaller changes are a few 8-bit LSBs, where direction and size are quantisation noise (the
+final-weight checks still apply).
 
 Profiles (``PROFILES``), all user-overridable (``compare(a, b, "fixed-vs-float", min_activity_cosine=0.9)``):
 
 ==================  =====================================================================================
 ``exact``           bit-for-bit equality of everything both results recorded
 ``fixed-vs-float``  spike-count error <= 10 %, activity cosine >= 0.95, weight angle <= 15 deg,
-                    weight RMSE <= 10 % of the largest weight, task metric within 0.05 of the reference
-``strict``          spike-count error <= 2 %, cosine >= 0.99, angle <= 5 deg, RMSE <= 2 %, task <= 0.01
+                    weight RMSE <= 10 % of the largest weight, weight-change cosine >= 0.75 and size
+                    error <= 35 % (judged if the reference changed >= 1 %), task metric within 0.05
+``strict``          spike-count error <= 2 %, cosine >= 0.99, angle <= 5 deg, RMSE <= 2 %, weight-change
+                    cosine >= 0.95 and size error <= 10 %, task <= 0.01
 ==================  =====================================================================================
+
+Where the ``fixed-vs-float`` weight-change limits come from: genuine fixed-point runs (emulator, bit-exact
+with Lava fixed_pt) of the STDP circuits the tests use -- ``stdp_circuit`` with 10x3 (600 steps x 2 trials
+and 800 steps), 20x4 and 40x2 (2000 steps), 20 input seeds x 3 run seeds each, 237 of 240 runs above the
+1 % gate -- gave weight-change cosines 0.83-1.00 (1st percentile 0.90) and size errors 0.0-22 %; an
+unlearned run gives 0 and 100 %.
 """
 
 from __future__ import annotations
@@ -38,6 +56,9 @@ class Profile:
     min_activity_cosine: float = 0.95
     max_weight_angle_deg: float = 15.0
     max_weight_rmse_rel: float = 0.10
+    min_weight_change_cosine: float = 0.75
+    max_weight_change_error: float = 0.35
+    min_weight_change_rel: float = 0.01  # judge the change only if the reference's RMS change is this large
     max_task_difference: float = 0.05
     van_rossum_tau_steps: float = 10.0
     jaccard_window: int = 1
@@ -53,6 +74,8 @@ PROFILES: dict[str, Profile] = {
         min_activity_cosine=0.99,
         max_weight_angle_deg=5.0,
         max_weight_rmse_rel=0.02,
+        min_weight_change_cosine=0.95,
+        max_weight_change_error=0.10,
         max_task_difference=0.01,
     ),
 }
@@ -103,12 +126,22 @@ class Comparison:
         for pop, m in self.population_metrics.items():
             lines.append(
                 f"  {pop:<20} spikes {int(m['spikes_a'])} vs {int(m['spikes_b'])}  "
-                f"count err {m['spike_count_error']:.3f}  "
+                f"count err {m['spike_count_error']:.3f} (per neuron {m['per_neuron_count_error']:.3f})  "
                 f"cosine {m['activity_cosine']:.4f}  jaccard {m['jaccard']:.3f}  van Rossum {m['van_rossum']:.3f}"
             )
         for key, m in self.weight_metrics.items():
             lines.append(
                 f"  {key:<20} final weights: RMSE {m['rmse']:.4g} ({m['rmse_rel']:.3%})  angle {m['angle_deg']:.2f} deg"
+            )
+            if "dw_cosine" not in m:
+                lines.append(f"  {'':<20} weight change: not compared (the results share no two weight samples)")
+                continue
+            judged = m["dw_rms_rel"] >= self.profile.min_weight_change_rel
+            lines.append(
+                f"  {'':<20} weight change: cosine {m['dw_cosine']:.4f}  size error {m['dw_norm_error']:.3%}  "
+                f"(reference RMS change {m['dw_rms_rel']:.3%} of its largest weight"
+                + ("" if judged else f"; not judged, < {self.profile.min_weight_change_rel:.0%}")
+                + ")"
             )
         for name, value in self.task.items():
             lines.append(f"  task {name}: {value:.4g}")
@@ -193,7 +226,8 @@ def _statistical(a: Result, b: Result, comparison: Comparison, p: Profile) -> No
     for key in sorted(set(a.weights) & set(b.weights)):
         if not key.endswith(".w") or a.weights[key].shape[1] < 2 and b.weights[key].shape[1] < 2:
             continue  # static weights are compared by the compile report, not here
-        wa, wb = a.in_float_units(key)[:, -1], b.in_float_units(key)[:, -1]
+        fa, fb = a.in_float_units(key), b.in_float_units(key)
+        wa, wb = fa[:, -1], fb[:, -1]
         scale = float(np.abs(wa).max()) or 1.0
         m = {
             "rmse": metrics.weight_rmse(wa, wb),
@@ -205,6 +239,28 @@ def _statistical(a: Result, b: Result, comparison: Comparison, p: Profile) -> No
             comparison.failures.append(f"{key}: final-weight angle {m['angle_deg']:.2f} deg > {p.max_weight_angle_deg}")
         if m["rmse_rel"] > p.max_weight_rmse_rel:
             comparison.failures.append(f"{key}: final-weight RMSE {m['rmse_rel']:.3%} > {p.max_weight_rmse_rel:.0%}")
+        # the weight change over the samples both sides have (normally step 0, the initial weights, to the end)
+        sa, sb = np.asarray(a.weight_steps[key]), np.asarray(b.weight_steps[key])
+        common = np.intersect1d(sa, sb)
+        if common.size < 2:
+            continue
+        (ia0, ia1), (ib0, ib1) = np.searchsorted(sa, common[[0, -1]]), np.searchsorted(sb, common[[0, -1]])
+        dwa, dwb = fa[:, ia1] - fa[:, ia0], fb[:, ib1] - fb[:, ib0]
+        m["dw_rms_rel"] = float(np.sqrt(np.mean(dwa**2))) / scale
+        m["dw_cosine"] = metrics.weight_change_cosine(dwa, dwb)
+        m["dw_norm_error"] = metrics.weight_change_norm_error(dwa, dwb)
+        if m["dw_rms_rel"] < p.min_weight_change_rel:
+            continue  # within a few LSBs: direction and size of the change are quantisation noise
+        if m["dw_cosine"] < p.min_weight_change_cosine:
+            comparison.failures.append(
+                f"{key}: weight-change cosine {m['dw_cosine']:.4f} < {p.min_weight_change_cosine} "
+                f"(steps {int(common[0])}..{int(common[-1])})"
+            )
+        if m["dw_norm_error"] > p.max_weight_change_error:
+            comparison.failures.append(
+                f"{key}: weight-change size error {m['dw_norm_error']:.3%} > {p.max_weight_change_error:.0%} "
+                f"(steps {int(common[0])}..{int(common[-1])})"
+            )
 
 
 def compare(

@@ -81,3 +81,29 @@ def weight_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     if na == 0 or nb == 0:
         return 0.0 if na == nb else 90.0
     return float(np.degrees(np.arccos(np.clip(va @ vb / (na * nb), -1.0, 1.0))))
+
+
+def weight_change_cosine(dw_a: np.ndarray, dw_b: np.ndarray) -> float:
+    """Cosine similarity of two weight *changes* ``w_final - w_initial`` (flattened).
+
+    1 = the same direction of learning; 0 = orthogonal, or only one side changed its weights (an
+    unlearned run against a learned one); 1 when neither changed.
+    """
+    va, vb = np.asarray(dw_a, dtype=np.float64).reshape(-1), np.asarray(dw_b, dtype=np.float64).reshape(-1)
+    na, nb = np.linalg.norm(va), np.linalg.norm(vb)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(np.clip(va @ vb / (na * nb), -1.0, 1.0))
+
+
+def weight_change_norm_error(dw_a: np.ndarray, dw_b: np.ndarray) -> float:
+    """Relative error of the size of the weight change, ``| ||dw_b|| - ||dw_a|| | / ||dw_a||``.
+
+    1 when ``b`` did not change its weights at all (or changed them twice as much); 0 when neither
+    changed; ``inf`` when only ``b`` changed.
+    """
+    na = float(np.linalg.norm(np.asarray(dw_a, dtype=np.float64)))
+    nb = float(np.linalg.norm(np.asarray(dw_b, dtype=np.float64)))
+    if na == 0:
+        return 0.0 if nb == 0 else float("inf")
+    return abs(nb - na) / na

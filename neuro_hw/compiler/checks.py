@@ -6,7 +6,8 @@
   unknown sources/targets, weight shapes, ``num_weight_bits`` outside 1..8, graded payloads into a
   binary connection, delays outside 0..63, learning rules without dw/dt/dd, ``t_epoch < 1``, unknown
   traces, negative impulses or taus, third factors on other traces than y1..y3, from unknown sources
-  or of the wrong size;
+  or of the wrong size; a gate port (``port="b"``) into anything but a product population, a product
+  population without both ports fed, a graded pre activity from a source that sends spikes;
 * what Lava 0.10 cannot express (``unsupported``, a :class:`~neuro_hw.errors.NeuroHWError` subclass
   chosen by the backend): neuron models other than LIF, plastic connections with delays, y impulses
   in a 3-factor rule (Lava's ``Loihi3FLearningRule`` drives y1..y3 from the third-factor ports only).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuro_hw.compiler.program import LEARNING_TRACES, Program
+from neuro_hw.compiler.program import LEARNING_TRACES, GradedProgram, NeuronProgram, Program
 from neuro_hw.errors import NeuroHWError, ValidationError
 
 #: Largest synaptic delay (steps) of a DelayDense.
@@ -36,10 +37,22 @@ def check_program(
         if name in program.neurons:
             raise ValidationError("an input and a population share this name", node=name)
     for name, pop in program.neurons.items():
+        if isinstance(pop, GradedProgram):
+            continue
+        if not isinstance(pop, NeuronProgram):
+            raise ValidationError(f"unknown population type {type(pop).__name__}", node=name)
         if pop.model != "lif":
             raise unsupported(f"neuron model {pop.model!r} has no Lava lowering (only 'lif')", node=name, field="model")
     for name, conn in program.connections.items():
         _check_connection(program, name, conn, unsupported, max_delay)
+    for name, pop in program.graded.items():
+        ports = {c.port for c in program.connections.values() if c.target == name}
+        if pop.product and ports != {"a", "b"}:
+            raise ValidationError(
+                f"a product population needs connections into both ports a and b, got {sorted(ports)}",
+                node=name,
+                field="port",
+            )
 
 
 def _check_connection(program: Program, name: str, conn, unsupported, max_delay: int | None) -> None:  # type: ignore[no-untyped-def]
@@ -56,13 +69,19 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
         )
     if not 1 <= int(conn.num_weight_bits) <= 8:
         raise ValidationError("num_weight_bits must be 1..8", node=name, field="num_weight_bits")
-    src = program.inputs.get(conn.source)
-    if src is not None and src.graded and conn.num_message_bits <= 0:
+    if program.is_graded_source(conn.source) and conn.num_message_bits <= 0:
         raise ValidationError(
             f"source {conn.source!r} sends graded payloads but num_message_bits is {conn.num_message_bits}; "
             "a binary Dense would treat every nonzero payload as a 1",
             node=name,
             field="num_message_bits",
+        )
+    target_pop = program.neurons[conn.target]
+    if conn.port == "b" and not (isinstance(target_pop, GradedProgram) and target_pop.product):
+        raise ValidationError(
+            f"port 'b' (a gate) exists only on product populations; {conn.target!r} is not one",
+            node=name,
+            field="port",
         )
     if conn.delays is not None and np.any(conn.delays < 0):
         raise ValidationError("delays must be >= 0", node=name, field="delays")
@@ -106,6 +125,18 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
                 node=name,
                 field="learning.third_factor",
             )
+    if lp.pre_activity and not program.is_graded_source(conn.source):
+        raise ValidationError(
+            f"pre_activity needs a graded source; {conn.source!r} sends spikes",
+            node=name,
+            field="learning.pre_activity",
+        )
+    if lp.pre_activity and float(lp.impulses.get("x1", 0.0)) != 0.0:
+        raise unsupported(
+            "with a graded pre activity Lava sets the x1 impulse to 0 (GradedSpikeCfg.OVERWRITE)",
+            node=name,
+            field="learning.impulses",
+        )
     if lp.third_factor:
         used = {k: v for k, v in lp.impulses.items() if k.startswith("y") and float(v) != 0.0}
         if used:

@@ -11,7 +11,9 @@ walks the graph and folds every path into that form::
 Several sources or targets of one weight node give one connection per (source, target) pair, named
 ``"W[source->target]"``; a weight node with one of each keeps its own name.  An edge into a population
 without a weight node becomes identity weights (with the chip's one-step synaptic latency, reported).
-Affine biases are collected per target population (float, scaled like the weights).
+Affine biases are collected per target population (float, scaled like the weights).  A connection into
+a ``ProductNeuron`` feeds its gate port ``b`` when the node the path enters it from is one of the
+product's ``gate_inputs``, else its input port ``a``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neuro_hw.errors import UnsupportedNodeError, ValidationError
-from neuro_hw.ir.circuit import NEURON_TYPES, WEIGHT_TYPES, Circuit
+from neuro_hw.ir.circuit import POPULATION_TYPES, WEIGHT_TYPES, Circuit
+from neuro_hw.ir.graded import ProductNeuron
 
 #: Node types folded into the connections' weights and delays.
 PASS_THROUGH = ("Flatten", "Scale", "Delay", "Input", "Output")
@@ -34,6 +37,8 @@ class Route:
     end: str
     scale: np.ndarray
     delay: np.ndarray
+    #: The node the path enters ``end`` from (for a target route).
+    via: str = ""
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Connection:
     weight: np.ndarray  # (n_target, n_source) float
     delay: np.ndarray  # (n_target, n_source) int64 steps
     plastic: str | None = None  # the weight node carrying plasticity
+    port: str = "a"  # the target's input sum, or "b": a product neuron's gate
 
 
 @dataclass
@@ -101,7 +107,7 @@ class _Walker:
         for p in self.c.predecessors(name):
             kind = self.c.type_of(p)
             n = self.c.size(p)
-            if kind in NEURON_TYPES or (kind == "Input" and not self.c.predecessors(p)):
+            if kind in POPULATION_TYPES or (kind == "Input" and not self.c.predecessors(p)):
                 routes.append(Route(p, np.ones(n), np.zeros(n, dtype=np.int64)))
             elif kind in PASS_THROUGH:
                 scale, delay = self.through(p, n)
@@ -121,13 +127,13 @@ class _Walker:
         for s in self.c.successors(name):
             kind = self.c.type_of(s)
             n = self.c.size(s)
-            if kind in NEURON_TYPES:
-                routes.append(Route(s, np.ones(n), np.zeros(n, dtype=np.int64)))
+            if kind in POPULATION_TYPES:
+                routes.append(Route(s, np.ones(n), np.zeros(n, dtype=np.int64), via=name))
             elif kind == "Output" and not self.c.successors(s):
                 continue
             elif kind in PASS_THROUGH:
                 scale, delay = self.through(s, n)
-                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay) for sub in self.targets(s)]
+                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay, sub.via) for sub in self.targets(s)]
             elif kind in WEIGHT_TYPES:
                 raise UnsupportedNodeError(
                     f"weight node {name!r} feeds weight node {s!r} directly; fold the two matrices first", node=s
@@ -139,12 +145,17 @@ class _Walker:
     def sources_of_edge(self, p: str) -> list[Route]:
         kind = self.c.type_of(p)
         n = self.c.size(p)
-        if kind in NEURON_TYPES or (kind == "Input" and not self.c.predecessors(p)):
+        if kind in POPULATION_TYPES or (kind == "Input" and not self.c.predecessors(p)):
             return [Route(p, np.ones(n), np.zeros(n, dtype=np.int64))]
         if kind in PASS_THROUGH:
             scale, delay = self.through(p, n)
             return [Route(s.end, s.scale * scale, s.delay + delay) for s in self.sources(p)]
         raise UnsupportedNodeError(f"{kind} nodes are not supported on {self.target}", node=p)
+
+
+def _port(circuit: Circuit, population: str, via: str) -> str:
+    node = circuit.nodes[population]
+    return "b" if isinstance(node, ProductNeuron) and via in node.gate_inputs else "a"
 
 
 def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
@@ -174,9 +185,12 @@ def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
             for sp in sources:
                 name = w if len(sources) * len(targets) == 1 else f"{w}[{sp.end}->{tp.end}]"
                 delay = tp.delay[:, None] + sp.delay[None, :]
-                wiring.connections.append(Connection(name, sp.end, tp.end, Wt * sp.scale[None, :], delay, plastic))
+                port = _port(circuit, tp.end, tp.via)
+                wiring.connections.append(
+                    Connection(name, sp.end, tp.end, Wt * sp.scale[None, :], delay, plastic, port)
+                )
     # Direct edges into neurons (through pass-through nodes, no weight node): identity weights.
-    for pop in circuit.names_of_type(*NEURON_TYPES):
+    for pop in circuit.names_of_type(*POPULATION_TYPES):
         for p in circuit.predecessors(pop):
             if circuit.type_of(p) in WEIGHT_TYPES:
                 continue
@@ -184,7 +198,14 @@ def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
                 if sp.scale.size != circuit.size(pop):
                     raise ValidationError(f"direct edge from {sp.end!r} has the wrong size", node=pop)
                 wiring.connections.append(
-                    Connection(f"{sp.end}->{pop}", sp.end, pop, np.diag(sp.scale), np.diag(sp.delay).astype(np.int64))
+                    Connection(
+                        f"{sp.end}->{pop}",
+                        sp.end,
+                        pop,
+                        np.diag(sp.scale),
+                        np.diag(sp.delay).astype(np.int64),
+                        port=_port(circuit, pop, p),
+                    )  # fmt: skip
                 )
                 wiring.notes.append(
                     f"direct edge {sp.end} -> {pop} has no weight node: mapped to identity weights, which adds "

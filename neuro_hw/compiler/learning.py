@@ -4,7 +4,12 @@ the learning engine's :class:`~neuro_hw.compiler.program.LearningProgram`.
 * **Traces.** A spike-driven trace ``k`` (impulse ``I_k`` in float units, time constant ``tau_k``) gets an
   integer impulse ``i_k`` and the scale ``s_k = i_k / I_k`` integers per float unit; its tau becomes whole
   steps (:func:`~neuro_hw.compiler.rules.trace_tau_steps`).  A trace bound to a third factor takes the
-  scale of the graded input that drives it (set every step, impulse 0).
+  scale of the node that drives it (set every step, impulse 0).  The pre activity (``x1 = "activity"``)
+  is Lava's ``GradedSpikeCfg.OVERWRITE``: ``x1 = payload / 2``, so its scale is ``S_pre / 2``; its impulse
+  is 0 and its tau the longest the engine has (a tau of 0 would zero it in the epoch history).
+* **Modulators.** A modulator ``e`` (a signed third factor) takes free post traces: a population built
+  as rails (:mod:`.graded`) takes two, ``e = y2 - y3`` (``e+`` into y2, ``e-`` into y3), an unsigned one
+  takes one; every product with ``e`` becomes one product per trace with the rail's sign.
 * **Impulses.** Starting from the target's ``default_impulse`` (or ``trace_impulse=``), halve the common
   impulse while a coefficient underflows the engine's smallest scaling factor or errs by more than 25 %;
   then a coordinate descent over per-trace impulses in ``[i/2, i]`` minimises the worst coefficient error
@@ -19,18 +24,43 @@ the learning engine's :class:`~neuro_hw.compiler.program.LearningProgram`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from neuro_hw.compiler.graph import Connection
-from neuro_hw.compiler.program import InputProgram, LearningProgram
+from neuro_hw.compiler.program import LearningProgram
 from neuro_hw.compiler.report import ParameterReport, Report, RuleReport
 from neuro_hw.compiler.rules import compile_expression, trace_tau_steps
 from neuro_hw.compiler.target import Target
 from neuro_hw.errors import RuleError, UnsupportedNodeError
 from neuro_hw.ir.plasticity import Plasticity
-from neuro_hw.ir.rules import POST_TRACES, PRE_TRACES
+from neuro_hw.ir.rules import POST_TRACES, PRE_TRACES, SPIKES, Expression, Factor, Term
+
+
+class ModulatorUnderflow(RuleError):
+    """A rule coefficient on a modulator is below the engine's smallest scaling factor at the modulator's
+    current scale; the pipeline retries with one bit fewer for ``signal`` (a larger coefficient)."""
+
+    def __init__(self, reason: str, signal: str, **where: str | None) -> None:
+        self.signal = signal
+        super().__init__(reason, **where)
+
+
+def bind_modulators(expr: Expression, binding: Mapping[str, Sequence[tuple[str, int]]]) -> Expression:
+    """``expr`` with every modulator factor replaced by its post traces: a product ``c * e * f`` with
+    ``binding["e"] = [("y2", 1), ("y3", -1)]`` becomes ``c * y2 * f - c * y3 * f``."""
+    terms: list[Term] = []
+    for term in expr.terms:
+        variants: list[tuple[float, list[Factor]]] = [(term.coefficient, [])]
+        for f in term.factors:
+            if f.modulator:
+                variants = [(c * sign, fs + [Factor(trace)]) for c, fs in variants for trace, sign in binding[f.symbol]]
+            else:
+                variants = [(c, fs + [f]) for c, fs in variants]
+        terms += [Term(c, tuple(fs)) for c, fs in variants]
+    return Expression(expr.target, tuple(terms))
+
 
 #: Compiled rules: target (``dw``, ``dt``, ``dd``) -> (microcode, report).
 CompiledRules = dict[str, tuple[str, RuleReport]]
@@ -97,35 +127,65 @@ def compile_learning(
     conn: Connection,
     spec: Plasticity,
     s_w: float,
-    inputs: Mapping[str, InputProgram],
+    source_scale: Callable[[str], float],
+    rails: Mapping[str, Sequence[tuple[str, int]]],
     target: Target,
     dt: float,
     trace_impulse: int | None,
     report: Report,
 ) -> LearningProgram:
-    """The LearningProgram of plastic connection ``conn`` (weight scale ``s_w`` integers per weight unit)."""
+    """The LearningProgram of plastic connection ``conn`` (weight scale ``s_w`` integers per weight unit).
+
+    ``source_scale(node)`` is the payload scale of a node's output (1 for spikes); ``rails[node]`` lists the
+    Program populations a graded node became, with the sign each stands for (:mod:`.graded`).
+    """
     fmt = target.learning
     name = conn.plastic
     assert name is not None
     _check_rules_fit(name, spec, conn, target)
-    symbols = spec.symbols
     trace_scales: dict[str, float] = {}
     impulses: dict[str, float] = {}
     taus: dict[str, int] = {}
     spike_traces: list[str] = []
+    third_factor: dict[str, str] = {}
+    for trace, source in spec.bound_traces.items():
+        populations = rails.get(source, [(source, 1)])
+        if len(populations) != 1:
+            raise UnsupportedNodeError(
+                f"third factor {trace} is bound to {source!r}, a signed population: bind it as a modulator "
+                f"(third_factor={{'e': '{source}'}}) so that its sign is kept",
+                node=name,
+                field="third_factor",
+            )
+        third_factor[trace] = populations[0][0]
+        trace_scales[trace] = source_scale(source)
+    # modulators take the free post traces, two for a signed (railed) population
+    free = [t for t in ("y2", "y3", "y1") if t not in third_factor]
+    binding: dict[str, list[tuple[str, int]]] = {}
+    for modulator, source in spec.modulators.items():
+        populations = rails.get(source, [(source, 1)])
+        if len(populations) > len(free):
+            raise UnsupportedNodeError(
+                f"modulator {modulator!r} needs {len(populations)} post traces (y1..y3), only {free} are free",
+                node=name,
+                field="third_factor",
+            )
+        binding[modulator] = []
+        for population, sign in populations:
+            trace = free.pop(0)
+            third_factor[trace] = population
+            trace_scales[trace] = source_scale(source)
+            binding[modulator].append((trace, sign))
+    expressions = {t: bind_modulators(e, binding) for t, e in spec.rules.items()}
+    symbols = frozenset(s for e in expressions.values() for s in e.symbols)
     for trace in PRE_TRACES + POST_TRACES:
         tr = spec.traces[trace]
-        if trace in spec.third_factor:
-            source = spec.third_factor[trace]
-            if source not in inputs:
-                raise UnsupportedNodeError(
-                    f"third factor {trace} comes from {source!r}; on {target.name} a third factor must come from "
-                    "an input (host-computed graded signal)",
-                    node=name,
-                    field="third_factor",
-                )
-            trace_scales[trace] = inputs[source].scale
+        if trace in third_factor:
             impulses[trace], taus[trace] = 0.0, 0
+            continue
+        if tr.activity:
+            trace_scales[trace] = source_scale(spec.pre) / 2.0
+            impulses[trace], taus[trace] = 0.0, fmt.tau_max
             continue
         if tr.impulse == 0 or trace not in symbols:
             trace_scales[trace] = 1.0
@@ -146,12 +206,19 @@ def compile_learning(
                 unit="decay/step",
             )  # fmt: skip
         )
+    if (spec.pre_activity or binding) and any(
+        not any(f.symbol in SPIKES for f in term.factors) for e in spec.rules.values() for term in e.terms
+    ):
+        report.notes.append(
+            f"{name}: a product without x0 or y0 is applied every epoch (u-dependency), also to synapses whose pre "
+            "was silent in the epoch (x1 then holds an older activity); gate graded rules with x0"
+        )
 
     def compile_with(per_trace: Mapping[str, int]) -> CompiledRules:
         scales = dict(trace_scales)
         for trace, imp in per_trace.items():
             scales[trace] = imp / spec.traces[trace].impulse
-        return {t: compile_expression(name, e, scales, s_w, fmt) for t, e in spec.rules.items()}
+        return {t: compile_expression(name, e, scales, s_w, fmt) for t, e in expressions.items()}
 
     # One common impulse first: the default, or smaller when a coefficient would underflow the engine's
     # smallest scaling factor (smaller traces leave room for larger mantissas).
@@ -175,6 +242,18 @@ def compile_learning(
             break
     assert best is not None
     (underflows, _), imp_int, compiled = best
+    trace_source = {trace: spec.modulators[m] for m, traces in binding.items() for trace, _ in traces}
+    for rule_target, (_, rep) in compiled.items():
+        for term, coefficient in zip(expressions[rule_target].terms, rep.coefficients, strict=True):
+            sources = [trace_source[f.symbol] for f in term.factors if f.symbol in trace_source]
+            if sources and (coefficient.mantissa == 0 or coefficient.rel_error > 0.25):
+                raise ModulatorUnderflow(
+                    f"coefficient {term.coefficient:g} of '{term}' needs {coefficient.target_value:.3g} in engine "
+                    f"units, below the smallest scaling factor 2^{fmt.exponent_min} at the modulator's scale",
+                    sources[0],
+                    node=name,
+                    field="rules",
+                )
     if underflows:
         bad = [c.term for _, rep in compiled.values() for c in rep.coefficients if c.mantissa == 0]
         raise RuleError(
@@ -222,5 +301,10 @@ def compile_learning(
         f"requested w_bounds [{lo:g}, {hi:g}]"
     )
     return LearningProgram(
-        rules=rules, impulses=impulses, taus=taus, t_epoch=spec.t_epoch, third_factor=dict(spec.third_factor)
+        rules=rules,
+        impulses=impulses,
+        taus=taus,
+        t_epoch=spec.t_epoch,
+        third_factor=third_factor,
+        pre_activity=spec.pre_activity,
     )

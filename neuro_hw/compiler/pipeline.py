@@ -22,61 +22,89 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from neuro_hw.compiler.graded import GradedPlan, expand_rails, plan_graded, signal_reports, source_scale
 from neuro_hw.compiler.graph import check_supported, resolve_wiring
-from neuro_hw.compiler.inputs import input_programs
-from neuro_hw.compiler.learning import compile_learning
+from neuro_hw.compiler.inputs import graded_input_ranges, input_programs
+from neuro_hw.compiler.learning import ModulatorUnderflow, compile_learning
 from neuro_hw.compiler.neurons import neuron_model, neuron_program, threshold_integer, voltage_scale
 from neuro_hw.compiler.placement import place
-from neuro_hw.compiler.program import ConnectionProgram, Program
-from neuro_hw.compiler.report import Report
+from neuro_hw.compiler.program import ConnectionProgram, GradedProgram, Program
+from neuro_hw.compiler.report import Report, WeightStepReport
 from neuro_hw.compiler.target import Target, load_target
 from neuro_hw.compiler.weights import quantize_weights, synaptic_delays, weight_range
-from neuro_hw.errors import InputError
+from neuro_hw.errors import InputError, RuleError
 from neuro_hw.ir.circuit import NEURON_TYPES, Circuit
 
 
-def _compile(
-    circuit: Circuit, target: Target, dt: float, input_ranges: dict[str, float], trace_impulse: int | None
+def _compile_once(
+    circuit: Circuit,
+    target: Target,
+    dt: float,
+    input_ranges: dict[str, float],
+    activity_ranges: dict[str, float],
+    trace_impulse: int | None,
+    dropped_bits: dict[str, int],
 ) -> Program:
     report = Report(target=target.name, dt=dt, circuit_hash=circuit.hash())
     check_supported(circuit, target.name)
     wiring = resolve_wiring(circuit, target.name, dt)
     report.notes += wiring.notes
+    graded_ranges = graded_input_ranges(circuit, input_ranges, target, report)
+    plan = plan_graded(circuit, wiring, target, graded_ranges, activity_ranges, report)
+    for name, k in dropped_bits.items():
+        sig = plan.signals[name]
+        old = sig.scale
+        sig.payload_max, sig.dropped_bits = (sig.payload_max + 1) // 2**k - 1, k
+        for rail, _ in plan.rails.get(name, []):
+            _rescale(plan, rail, sig.scale / old)
+    inputs = input_programs(circuit, plan.signals)
+    connections = expand_rails(wiring.connections, plan)
+
+    def scale_of(source: str) -> float:
+        return source_scale(circuit, source, plan)
+
     models = {name: neuron_model(circuit, name, target, dt, report) for name in circuit.names_of_type(*NEURON_TYPES)}
     vth = {}
     for name, model in models.items():
         ranges = [
             weight_range(conn, circuit.plasticity.get(conn.plastic) if conn.plastic else None, report.notes)
-            for conn in wiring.connections
+            / scale_of(conn.source)
+            for conn in connections
             if conn.target == name
         ]
         vth[name] = threshold_integer(model, ranges, target, report)
-    neurons = {}
+    neurons: dict = {}
     for name, model in models.items():
         shape = tuple(int(s) for s in np.atleast_1d(circuit.nodes[name].output_type["output"]))
         neurons[name] = neuron_program(model, vth[name], wiring.affine_bias.get(name), shape, target, report)
-    inputs = input_programs(circuit, input_ranges, target, report)
-    connections: dict[str, ConnectionProgram] = {}
-    for conn in wiring.connections:
-        model = models[conn.target]
+    for name in plan.programs:
+        ir_node = name.rstrip("+-") if name not in circuit.nodes else name
+        if ir_node in wiring.affine_bias:
+            raise RuleError("graded neurons have no bias on this target; drop the Affine bias", node=ir_node)
+    neurons.update(plan.programs)
+    program_conns: dict[str, ConnectionProgram] = {}
+    for conn in connections:
         spec = circuit.plasticity.get(conn.plastic) if conn.plastic else None
-        S = voltage_scale(model, neurons[conn.target].vth, target)
-        W_int, exp, sign_mode, w_scale = quantize_weights(conn, model, S, spec, target, report)
+        if conn.target in models:
+            model = models[conn.target]
+            S = voltage_scale(model, vth[conn.target], target)
+            row_gain = model.gain * S / 2.0**target.neuron.activation_shift / scale_of(conn.source)
+        else:
+            row_gain = np.full(conn.weight.shape[0], plan.port_scales[(conn.target, conn.port)] / scale_of(conn.source))
+        W_int, exp, sign_mode, w_scale = quantize_weights(conn, row_gain, spec, target, report)
         delays = synaptic_delays(conn, target)
         num_message_bits = 0
-        source = inputs.get(conn.source)
-        if source is not None and source.graded:
-            num_message_bits = int(math.ceil(math.log2(source.max_payload + 1)))
-            # The graded payload is value*scale: divide the weights back.
-            if source.scale != 1.0:
-                report.notes.append(
-                    f"{conn.name}: graded input {conn.source!r} is scaled by {source.scale:g}; weights are not "
-                    "compensated, so compile graded inputs only as third factors"
-                )
+        if conn.source in inputs and inputs[conn.source].graded:
+            num_message_bits = int(math.ceil(math.log2(inputs[conn.source].max_payload + 1)))
+        elif isinstance(neurons.get(conn.source), GradedProgram):
+            num_message_bits = target.graded.payload_bits
         learning = None
         if spec is not None:
-            learning = compile_learning(conn, spec, float(w_scale[0, 0]), inputs, target, dt, trace_impulse, report)
-        connections[conn.name] = ConnectionProgram(
+            learning = compile_learning(
+                conn, spec, float(w_scale[0, 0]), scale_of, plan.rails, target, dt, trace_impulse, report
+            )
+            report.weight_steps.append(_weight_steps(conn.plastic, conn.weight, float(w_scale[0, 0])))
+        program_conns[conn.name] = ConnectionProgram(
             name=conn.name,
             source=conn.source,
             target=conn.target,
@@ -88,19 +116,75 @@ def _compile(
             delays=delays,
             learning=learning,
             w_scale=w_scale,
+            port=conn.port,
         )
+    report.signals = signal_reports(plan)
     program = Program(
         target=target.name,
         dt=dt,
         inputs=inputs,
         neurons=neurons,
-        connections=connections,
+        connections=program_conns,
         circuit_hash=circuit.hash(),
         report=report,
-        metadata={"outputs": {o: circuit.predecessors(o) for o in circuit.output_names}},
+        metadata={
+            "outputs": {o: circuit.predecessors(o) for o in circuit.output_names},
+            "rails": {k: [list(r) for r in v] for k, v in plan.rails.items()},
+        },
     )
     report.resources = place(program, target)
     return program
+
+
+def _rescale(plan: GradedPlan, population: str, factor: float) -> None:
+    """Scale a population's output and port-a scales (fewer payload levels for the same range)."""
+    prog = plan.programs[population]
+    if prog.y_scale is not None:
+        prog.y_scale = prog.y_scale * factor
+    plan.port_scales[(population, "a")] *= factor
+    if prog.clip:
+        prog.clip = max(1, int(round(prog.clip * factor)))
+    if prog.knee:
+        prog.knee = int(round(prog.knee * factor))
+
+
+def _weight_steps(synapse: str, weight: np.ndarray, s_w: float) -> WeightStepReport:
+    nonzero = np.abs(weight[weight != 0])
+    typical = float(np.median(nonzero)) if nonzero.size else 0.0
+    lsb = 1.0 / s_w
+    return WeightStepReport(synapse, lsb, typical, lsb / typical if typical else float("inf"), lsb / 128.0)
+
+
+def _compile(
+    circuit: Circuit,
+    target: Target,
+    dt: float,
+    input_ranges: dict[str, float],
+    activity_ranges: dict[str, float],
+    trace_impulse: int | None,
+) -> Program:
+    """Compile, dropping payload bits of a modulator while its learning-rate coefficients underflow."""
+    dropped: dict[str, int] = {}
+    while True:
+        try:
+            program = _compile_once(circuit, target, dt, input_ranges, activity_ranges, trace_impulse, dropped)
+        except ModulatorUnderflow as err:
+            k = dropped.get(err.signal, 0) + 1
+            if k >= target.learning.trace_bits:
+                raise RuleError(
+                    f"{err.reason}, even with the modulator {err.signal!r} at 1 bit; use a larger learning rate or "
+                    "a coarser weight range (w_bounds)",
+                    node=err.node,
+                    field=err.field,
+                ) from None
+            dropped[err.signal] = k
+            continue
+        for name, k in dropped.items():
+            program.report.notes.append(
+                f"{name}: {k} payload bit(s) dropped so that the learning rates it modulates are representable "
+                "(a coarser error carries a larger coefficient)"
+            )
+        return program
 
 
 def compile_circuit(
@@ -109,13 +193,15 @@ def compile_circuit(
     dt: float = 1e-3,
     *,
     input_ranges: Mapping[str, float] | None = None,
+    activity_ranges: Mapping[str, float] | None = None,
     trace_impulse: int | None = None,
 ) -> Program:
     """Quantise ``circuit`` for ``target`` with step ``dt``; the returned Program carries its Report.
 
-    ``input_ranges`` gives, per graded input (e.g. a third factor), the largest magnitude its float values
-    take; the compiler scales it onto the target's graded payload range.  ``trace_impulse`` sets the integer
-    impulse of spike-driven traces (default: the target's ``default_impulse``; lower it when traces
+    ``input_ranges`` gives, per graded input (e.g. a third factor or a graded pre activity), the largest
+    magnitude its float values take; ``activity_ranges`` the same for graded neurons without a clip; the
+    compiler maps each range onto the payload bits it gives the signal (:mod:`.graded`).  ``trace_impulse``
+    sets the integer impulse of spike-driven traces (default: the target's ``default_impulse``; lower it when traces
     saturate at the circuit's firing rates, see the report notes).
     """
     if not isinstance(circuit, Circuit):
@@ -136,4 +222,4 @@ def compile_circuit(
             f"trace_impulse must be an integer in 1..{tgt.learning.trace_max}, got {trace_impulse!r}",
             field="trace_impulse",
         )
-    return _compile(circuit, tgt, float(dt), dict(input_ranges or {}), trace_impulse)
+    return _compile(circuit, tgt, float(dt), dict(input_ranges or {}), dict(activity_ranges or {}), trace_impulse)

@@ -15,11 +15,14 @@ Units and widths (Loihi 2 / Lava ``fixed_pt``):
 * ``ConnectionProgram``: weights ``(n_target, n_source)`` as int32 in the 8-bit(+sign) weight format,
   ``weight_exp`` shifts the summed input, ``num_weight_bits`` and ``sign_mode`` as in Lava's Dense.
   A connection with ``delays`` is a DelayDense (per-synapse delay in steps, 0..62).
+* ``GradedProgram``: a population of memoryless graded neurons (the integer datapath in its
+  docstring): a graded payload every step instead of a spike.
 * ``LearningProgram``: the learning engine: rule strings in Lava's microcode syntax using our
   vocabulary (``x0 y0 u<k> x1 x2 y1 y2 y3 w t d``, literals ``m*2^e``), trace impulses (float,
-  1/256 resolution) and taus (integer steps, 0 = reset every step), epoch length, and third-factor
+  1/256 resolution) and taus (integer steps, 0 = reset every step), epoch length, third-factor
   bindings ``{"y2": source_name}`` (3-factor rule: the trace is overwritten every step by the graded
-  value the source sends).
+  value the source sends) and ``pre_activity`` (x1 is overwritten by the graded pre payload: Lava's
+  ``GradedSpikeCfg.OVERWRITE``, ``x1 = round_half_even(payload / 2)``).
 """
 
 from __future__ import annotations
@@ -83,6 +86,73 @@ class NeuronProgram:
             self.shape = (self.n,)
 
 
+GRADED_ACTIVATIONS = ("identity", "relu", "clip", "hard_softplus")
+GRADED_GATES = ("none", "identity", "step", "window", "half_step")
+#: Population ports a connection can feed: the input sum ``a`` and, for products, the gate sum ``b``.
+PORTS = ("a", "b")
+
+
+@dataclass
+class GradedProgram:
+    """A population of memoryless graded neurons: every step (int32 arithmetic, numpy semantics)::
+
+        a = sum of the connections into port "a"          b = sum of the connections into port "b"
+        v = a                                    if gate == "none"
+        v = (a * g(b)) >> shift                  otherwise (int32 product, arithmetic shift), with
+            g(b) = b                             identity
+                 = [b > gate_lo]                 step
+                 = [gate_lo < b < gate_hi]       window
+                 = [b > gate_lo] + [b >= gate_hi]     half_step  (0, 1, 2 = 0, 1/2, 1 with shift 1)
+        y = v                                    identity
+          = max(v, 0)                            relu
+          = min(max(v, 0), clip)                 clip
+          = 0 if v < -knee, v if v > knee, (v + knee) >> 1 otherwise      hard_softplus
+            (then min(y, clip) when clip > 0)
+
+    ``y`` is the graded payload sent this step (0 = no spike).  Lava lowers the plain cases to its own
+    processes (:attr:`lava_process`) and the rest to the custom process of ``targets/loihi2``.
+    """
+
+    name: str
+    n: int
+    activation: str = "relu"
+    clip: int = 0
+    knee: int = 0
+    gate: str = "none"
+    gate_lo: int = 0
+    gate_hi: int = 0
+    shift: int = 0
+    shape: tuple[int, ...] = ()
+    #: Float meaning of the payload: ``y_float = y / y_scale`` (per neuron); ``None`` when not compiled.
+    y_scale: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.activation not in GRADED_ACTIVATIONS:
+            raise ValueError(f"population {self.name!r}: activation must be one of {GRADED_ACTIVATIONS}")
+        if self.gate not in GRADED_GATES:
+            raise ValueError(f"population {self.name!r}: gate must be one of {GRADED_GATES}")
+        self.n, self.clip, self.knee = int(self.n), int(self.clip), int(self.knee)
+        self.gate_lo, self.gate_hi, self.shift = int(self.gate_lo), int(self.gate_hi), int(self.shift)
+        if not self.shape:
+            self.shape = (self.n,)
+
+    @property
+    def product(self) -> bool:
+        return self.gate != "none"
+
+    @property
+    def lava_process(self) -> str:
+        """``GradedReluVec``, ``GradedVec`` or ``ProdNeuron`` (Lava's own processes, ``vth = 0``) where the
+        datapath is exactly theirs, else ``GradedNeuron`` (the custom process)."""
+        if self.gate == "none" and self.activation == "relu":
+            return "GradedReluVec"
+        if self.gate == "none" and self.activation == "identity":
+            return "GradedVec"
+        if self.gate == "identity" and self.activation == "identity":
+            return "ProdNeuron"
+        return "GradedNeuron"
+
+
 @dataclass
 class LearningProgram:
     """Learning-engine configuration of one plastic connection.
@@ -98,6 +168,8 @@ class LearningProgram:
     taus: dict[str, int] = field(default_factory=lambda: {k: 0 for k in LEARNING_TRACES})
     t_epoch: int = 1
     third_factor: dict[str, str] = field(default_factory=dict)
+    #: x1 is the graded pre payload (Lava GradedSpikeCfg.OVERWRITE; the x1 impulse is then 0).
+    pre_activity: bool = False
 
 
 @dataclass
@@ -114,6 +186,8 @@ class ConnectionProgram:
     num_message_bits: int = 0
     delays: np.ndarray | None = None
     learning: LearningProgram | None = None
+    #: The target population's port: "a" (its input sum) or "b" (a product neuron's gate).
+    port: str = "a"
     #: Float meaning of the weights: ``w_float = w_int / w_scale`` (per post neuron, shape (n_target, 1));
     #: ``None`` when not compiled from a circuit.
     w_scale: np.ndarray | None = None
@@ -122,6 +196,8 @@ class ConnectionProgram:
         self.weights = np.asarray(self.weights, dtype=np.int32)
         if self.sign_mode not in SIGN_MODES:
             raise ValueError(f"connection {self.name!r}: sign_mode must be one of {SIGN_MODES}")
+        if self.port not in PORTS:
+            raise ValueError(f"connection {self.name!r}: port must be one of {PORTS}")
         if self.delays is not None:
             self.delays = np.broadcast_to(np.asarray(self.delays, dtype=np.int32), self.weights.shape).copy()
 
@@ -137,7 +213,7 @@ class Program:
     target: str
     dt: float
     inputs: dict[str, InputProgram]
-    neurons: dict[str, NeuronProgram]
+    neurons: dict[str, NeuronProgram | GradedProgram]
     connections: dict[str, ConnectionProgram]
     circuit_hash: str = ""
     report: Any = None
@@ -147,6 +223,22 @@ class Program:
         if name in self.inputs:
             return self.inputs[name].n
         return self.neurons[name].n
+
+    def is_graded_source(self, name: str) -> bool:
+        """Whether ``name`` (input or population) sends graded payloads rather than 0/1 spikes."""
+        if name in self.inputs:
+            return self.inputs[name].graded
+        return isinstance(self.neurons[name], GradedProgram)
+
+    @property
+    def lif(self) -> dict[str, NeuronProgram]:
+        """The spiking (LIF) populations."""
+        return {k: v for k, v in self.neurons.items() if isinstance(v, NeuronProgram)}
+
+    @property
+    def graded(self) -> dict[str, GradedProgram]:
+        """The graded populations."""
+        return {k: v for k, v in self.neurons.items() if isinstance(v, GradedProgram)}
 
 
 def learning_rng_seed(run_seed: int, connection_index: int) -> int:

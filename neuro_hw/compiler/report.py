@@ -4,6 +4,10 @@
   value(s), max/mean relative error, saturation count.
 * ``rules``: per plastic synapse and target: the original expression, the compiled microcode and the
   error of every coefficient.
+* ``signals``: per graded signal (activity, error, graded input): its range, scale, payload levels and
+  bits, what reads it; a run's saturation rates come from :func:`neuro_hw.compiler.signals.signal_usage`.
+* ``weight_steps``: per plastic connection, the smallest weight change the engine can make relative to the
+  typical weight (what stochastic rounding has to carry).
 * ``resources``: neurons, synapses, cores used vs budget and the placement of populations on cores.
 * ``notes``: approximations that are not a number (e.g. "Affine bias bypasses the synaptic filter").
 """
@@ -83,6 +87,34 @@ class RuleReport:
 
 
 @dataclass
+class SignalReport:
+    """A graded signal as compiled: ``payload = round(value * scale)`` in ``0..payload_max`` (or +-)."""
+
+    signal: str
+    roles: list[str]
+    range: float
+    scale: float
+    payload_max: int
+    bits: float
+    dropped_bits: int = 0
+    signed: bool = False
+    rails: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WeightStepReport:
+    """The learning engine's resolution on one plastic connection: every applied change is a multiple of
+    one weight LSB (``lsb`` float units, ``lsb_relative`` of the typical = median nonzero |initial| weight);
+    stochastic rounding of the 2^-7-LSB accumulator makes the *expected* change as fine as ``lsb / 128``."""
+
+    synapse: str
+    lsb: float
+    typical_weight: float
+    lsb_relative: float
+    finest_expected: float
+
+
+@dataclass
 class Placement:
     population: str
     core: int
@@ -110,6 +142,8 @@ class Report:
     circuit_hash: str
     parameters: list[ParameterReport] = field(default_factory=list)
     rules: list[RuleReport] = field(default_factory=list)
+    signals: list[SignalReport] = field(default_factory=list)
+    weight_steps: list[WeightStepReport] = field(default_factory=list)
     resources: ResourceReport | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -141,6 +175,24 @@ class Report:
                 lines.append(
                     f"    {c.term:<26} c={c.coefficient:<12.6g} needs {c.target_value:<12.6g} "
                     f"-> {c.mantissa}*2^{c.exponent} = {c.represented:<12.6g} rel.err {c.rel_error:.2e}"
+                )
+        if self.signals:
+            head = f"{'graded signal':<16} {'range':>9} {'scale':>10} {'levels':>7} {'bits':>5}  read as"
+            lines += ["", head, "-" * (len(head) + 20)]
+            for sig in self.signals:
+                rails = f" (rails {', '.join(sig.rails)})" if sig.rails else ""
+                dropped = f", {sig.dropped_bits} bit(s) dropped for the learning rate" if sig.dropped_bits else ""
+                lines.append(
+                    f"{sig.signal:<16} {sig.range:>9.4g} {sig.scale:>10.4g} {sig.payload_max:>7} {sig.bits:>5.2f}  "
+                    f"{'signed ' if sig.signed else ''}{', '.join(sig.roles)}{rails}{dropped}"
+                )
+        if self.weight_steps:
+            lines += ["", "learning resolution (changes are whole weight LSBs; stochastic rounding of the 2^-7 LSB "
+                          "accumulator carries smaller ones on average):"]  # fmt: skip
+            for ws in self.weight_steps:
+                lines.append(
+                    f"  {ws.synapse:<16} LSB {ws.lsb:.4g} = {ws.lsb_relative:.3g} x the typical weight "
+                    f"{ws.typical_weight:.4g}; finest expected change {ws.finest_expected:.3g}"
                 )
         if self.resources is not None:
             res = self.resources

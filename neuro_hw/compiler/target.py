@@ -93,6 +93,24 @@ class LearningFormat:
 
 
 @dataclass(frozen=True)
+class GradedFormat:
+    """Graded payloads: ``payload_bits`` is what a graded spike carries; ``forward_bits`` the resolution the
+    compiler gives a graded signal that only feeds weights (signals read by the learning engine are
+    limited by its 7-bit traces instead)."""
+
+    payload_bits: int
+    forward_bits: int
+
+    @property
+    def forward_max(self) -> int:
+        return 2**self.forward_bits - 1
+
+    @property
+    def payload_max(self) -> int:
+        return 2 ** (self.payload_bits - 1) - 1
+
+
+@dataclass(frozen=True)
 class Resources:
     cores_per_chip: int
     neurons_per_core: int
@@ -112,6 +130,7 @@ class Target:
     weights: WeightFormat
     max_delay: int
     learning: LearningFormat
+    graded: GradedFormat
     resources: Resources
     source: str
 
@@ -167,6 +186,7 @@ def load_target(target: str | os.PathLike = "loihi2") -> Target:
         weights=_section(WeightFormat, data, "weights", file),
         max_delay=int(data["delays"]["max"]),
         learning=_section(LearningFormat, data, "learning", file),
+        graded=_section(GradedFormat, data, "graded", file),
         resources=_section(Resources, data, "resources", file),
         source=file,
     )

@@ -1,12 +1,14 @@
 """Weight stage of the compiler: a float connection -> integer weights in the target's weight format.
 
-For a connection into population ``p`` (gain ``g_i``, voltage scale ``S_i`` per post neuron ``i``), one
-unit of weight moves ``v`` by ``g_i S_i`` integers, i.e. ``g_i S_i / 2**activation_shift`` weight LSBs at
-exponent 0 (Lava adds ``a << 6`` to ``u``).  The weight exponent is the smallest that fits the largest
-weight the connection must represent (its initial weights, and ``w_bounds`` when plastic) into the
-magnitude bits; then::
+For a connection into a LIF population ``p`` (gain ``g_i``, voltage scale ``S_i`` per post neuron ``i``),
+one unit of weight moves ``v`` by ``g_i S_i`` integers, i.e. ``g_i S_i / 2**activation_shift`` weight LSBs
+at exponent 0 (Lava adds ``a << 6`` to ``u``); into a graded population's port, ``S_port`` integers of its
+input sum (:mod:`.graded`).  A graded source sends ``S_src`` integers per float unit, so the **row gain**
+(weight integers per unit weight at exponent 0) is ``g_i S_i / (2**activation_shift S_src)`` or
+``S_port / S_src``.  The weight exponent is the smallest that fits the largest weight the connection must
+represent (its initial weights, and ``w_bounds`` when plastic) into the magnitude bits; then::
 
-    W_int = round(W * w_scale),   w_scale_i = g_i S_i / (2**activation_shift * 2**weight_exp)
+    W_int = round(W * w_scale),   w_scale_i = row_gain_i / 2**weight_exp
 
 clipped to the sign mode's range (saturations are counted in the report).  Mixed-sign weights use even
 integers when the target drops the weight LSB for them (Lava's truncation is then exact).  A plastic
@@ -20,7 +22,6 @@ import math
 import numpy as np
 
 from neuro_hw.compiler.graph import Connection
-from neuro_hw.compiler.neurons import NeuronModel
 from neuro_hw.compiler.program import SIGN_MODES
 from neuro_hw.compiler.quantize import quantize_to_range, weight_exponent
 from neuro_hw.compiler.report import ParameterReport, Report
@@ -58,15 +59,15 @@ def sign_mode_of(conn: Connection, spec: Plasticity | None) -> str:
 
 def quantize_weights(
     conn: Connection,
-    model: NeuronModel,
-    S: np.ndarray,
+    row_gain: np.ndarray,
     spec: Plasticity | None,
     target: Target,
     report: Report,
 ) -> tuple[np.ndarray, int, str, np.ndarray]:
-    """``(W_int, weight_exp, sign_mode, w_scale)`` of ``conn`` (see module doc); adds the report rows."""
+    """``(W_int, weight_exp, sign_mode, w_scale)`` of ``conn`` for ``row_gain`` (weight integers per unit
+    weight at exponent 0, per target row; see module doc); adds the report rows."""
     wf = target.weights
-    row_gain = model.gain * S / 2.0**target.neuron.activation_shift  # integers per unit weight at exponent 0
+    row_gain = np.broadcast_to(np.asarray(row_gain, dtype=np.float64), (conn.weight.shape[0],))
     if spec is not None and not np.allclose(row_gain, row_gain[0], rtol=1e-12, atol=0):
         raise RuleError(
             "the learning engine applies one coefficient per connection, but the post neurons have different "

@@ -5,8 +5,9 @@ dotted names, ``"sub.node"``), identity edges (several edges into one node are s
 from weight-node name to :class:`~neuro_hw.ir.plasticity.Plasticity`.
 
 Supported node types (nir 1.0.8): Input, Output, Affine, Linear, Scale, LIF, CubaLIF, IF, LI,
-CubaLI, I, Threshold, Delay, Flatten.  Conv1d, Conv2d, SumPool2d and AvgPool2d are refused with
-:class:`~neuro_hw.errors.UnsupportedNodeError`.
+CubaLI, I, Threshold, Delay, Flatten; and the graded neurons of this package (:mod:`neuro_hw.ir.graded`:
+GradedNeuron, ProductNeuron), which files store in the extension.  Conv1d, Conv2d, SumPool2d and AvgPool2d
+are refused with :class:`~neuro_hw.errors.UnsupportedNodeError`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ import nir
 import numpy as np
 
 from neuro_hw.errors import RuleError, UnsupportedNodeError, ValidationError
+from neuro_hw.ir.graded import GRADED_TYPES, ProductNeuron, is_graded, standin
 from neuro_hw.ir.plasticity import Plasticity
 
 NEURON_TYPES = ("LI", "LIF", "CubaLI", "CubaLIF", "I", "IF")
 SPIKING_TYPES = ("LIF", "CubaLIF", "IF")
+#: Nodes that are neuron populations: NIR's neuron models and the graded neurons.
+POPULATION_TYPES = NEURON_TYPES + GRADED_TYPES
 WEIGHT_TYPES = ("Linear", "Affine")
 STATELESS_TYPES = ("Scale", "Threshold", "Flatten", "Input", "Output")
-SUPPORTED_TYPES = ("Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay", "Flatten") + NEURON_TYPES
+SUPPORTED_TYPES = (
+    ("Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay", "Flatten") + NEURON_TYPES + GRADED_TYPES
+)
 NOT_YET_SUPPORTED = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
 #: Parameters that must be strictly positive (time constants).
 POSITIVE_FIELDS = ("tau", "tau_mem", "tau_syn")
@@ -135,8 +141,19 @@ class Circuit:
         return cls(nodes, edges, plasticity, metadata)
 
     def to_nir(self) -> nir.NIRGraph:
-        """The static network as a stock ``nir.NIRGraph`` (plasticity is not representable in NIR)."""
-        return nir.NIRGraph(nodes=dict(self.nodes), edges=list(self.edges), type_check=False)
+        """The static network as a stock ``nir.NIRGraph``: plasticity is not representable in NIR, and graded
+        neurons become identity ``Scale`` stand-ins (the file's extension restores them)."""
+        nodes = {name: standin(node) if is_graded(node) else node for name, node in self.nodes.items()}
+        return nir.NIRGraph(nodes=nodes, edges=list(self.edges), type_check=False)
+
+    @property
+    def graded_nodes(self) -> dict[str, nir.NIRNode]:
+        """The graded neurons (:mod:`neuro_hw.ir.graded`), by name."""
+        return {name: node for name, node in self.nodes.items() if is_graded(node)}
+
+    def is_graded_output(self, name: str) -> bool:
+        """Whether node ``name`` emits real values (a graded neuron) rather than spikes or NIR signals."""
+        return is_graded(self.nodes[name])
 
     # -- structure ---------------------------------------------------------------------------------
     def predecessors(self, name: str) -> list[str]:
@@ -237,8 +254,24 @@ class Circuit:
                     node=dst,
                     field="input",
                 )
+        for name, node in self.nodes.items():
+            if isinstance(node, ProductNeuron):
+                self._validate_product(name, node)
         for synapse, spec in self.plasticity.items():
             self._validate_plasticity(synapse, spec)
+
+    def _validate_product(self, name: str, node: ProductNeuron) -> None:
+        preds = self.predecessors(name)
+        missing = [g for g in node.gate_inputs if g not in preds]
+        if missing:
+            raise ValidationError(
+                f"gate_inputs {missing} have no edge into this ProductNeuron (its predecessors: {preds})",
+                node=name,
+                field="gate_inputs",
+            )
+        if not [p for p in preds if p not in node.gate_inputs]:
+            raise ValidationError("a ProductNeuron needs at least one input on port a (not listed in gate_inputs)",
+                                  node=name, field="gate_inputs")  # fmt: skip
 
     def _validate_plasticity(self, synapse: str, spec: Plasticity) -> None:
         if synapse not in self.nodes:
@@ -259,7 +292,7 @@ class Circuit:
             raise RuleError(f"pre population {spec.pre!r} has no edge into {synapse!r}", node=synapse, field="pre")
         if spec.post not in self.successors(synapse):
             raise RuleError(f"post population {spec.post!r} is not fed by {synapse!r}", node=synapse, field="post")
-        if self.type_of(spec.post) not in NEURON_TYPES:
+        if self.type_of(spec.post) not in POPULATION_TYPES:
             raise RuleError(
                 f"post population {spec.post!r} is a {self.type_of(spec.post)}, not a neuron node",
                 node=synapse,
@@ -317,7 +350,8 @@ class Circuit:
         """A multi-line human-readable description."""
         lines = [f"Circuit {self.hash()[:12]}: {len(self.nodes)} nodes, {len(self.edges)} edges"]
         for name, node in self.nodes.items():
-            lines.append(f"  {name:<20} {node_type(node):<9} in={input_shape(node)} out={output_shape(node)}")
+            extra = f"  {node.describe()}" if is_graded(node) else ""
+            lines.append(f"  {name:<20} {node_type(node):<13} in={input_shape(node)} out={output_shape(node)}{extra}")
         for src, dst in self.edges:
             lines.append(f"  {src} -> {dst}")
         for name, spec in self.plasticity.items():
@@ -335,6 +369,12 @@ def _validate_node(name: str, node: nir.NIRNode) -> None:
         raise UnsupportedNodeError("nested graphs must be flattened first (use Circuit.from_nir)", node=name)
     if kind not in SUPPORTED_TYPES:
         raise UnsupportedNodeError(f"unknown node type {kind!r} (supported: {', '.join(SUPPORTED_TYPES)})", node=name)
+    if is_graded(node):
+        try:
+            node.__post_init__()  # re-check parameters changed after construction
+        except ValidationError as err:
+            raise err.located(node=name) from None
+        return
     for key, value in node_parameters(node).items():
         if value.dtype.kind not in "biuf":
             raise ValidationError(f"parameter must be numeric, got dtype {value.dtype}", node=name, field=key)

@@ -6,10 +6,15 @@ Layout of a file written by :func:`save`::
     /node/...           the static NIR graph           (written by nir.write; all stock readers see this)
     /neuro_hw           group ignored by nir.read:
         attrs format            = "neuro-hw-plasticity"
-        attrs format_version    = 1
+        attrs format_version    = 2   (version 1 files, without graded neurons, are read too)
         attrs neuro_hw_version  = package version that wrote it
         attrs extension         = JSON {"plasticity": {weight node: Plasticity.to_dict()},
+                                        "nodes": {graded node: GradedNeuron/ProductNeuron entry},
                                         "metadata": {...}}
+
+Graded neurons (:mod:`neuro_hw.ir.graded`) have no NIR type: ``/node`` holds an identity ``Scale`` of the
+same shape in their place (so stock readers load the file), and ``"nodes"`` holds the real node, which
+:func:`load` puts back after checking that the stand-in is there with that shape.
 
 Rules are stored structurally (coefficients as exact JSON floats) *and* as readable strings; the
 structural form is authoritative, so a save/load round trip is lossless.  Saves are atomic: the file
@@ -26,15 +31,19 @@ from pathlib import Path
 
 import h5py
 import nir
+import numpy as np
 from nir.serialization import hdf2dict
 
 from neuro_hw.errors import CircuitFileError, NeuroHWError, UnsupportedNodeError, ValidationError
 from neuro_hw.ir.circuit import Circuit
+from neuro_hw.ir.graded import from_extension
 from neuro_hw.ir.plasticity import Plasticity
 
 EXTENSION_GROUP = "neuro_hw"
 EXTENSION_FORMAT = "neuro-hw-plasticity"
-EXTENSION_VERSION = 1
+EXTENSION_VERSION = 2
+#: Extension versions this reader understands.
+READABLE_VERSIONS = (1, 2)
 
 
 def _package_version() -> str:
@@ -54,6 +63,7 @@ def save(circuit: Circuit, path: str | os.PathLike) -> Path:
     circuit.validate()
     extension = {
         "plasticity": {name: spec.to_dict() for name, spec in circuit.plasticity.items()},
+        "nodes": {name: node.to_extension() for name, node in circuit.graded_nodes.items()},
         "metadata": circuit.metadata,
     }
     try:
@@ -132,17 +142,19 @@ def _read_node(group: h5py.Group, name: str, file: str) -> nir.NIRNode:
         raise ValidationError(f"invalid {kind} node ({reason})", file=file, node=name) from None
 
 
-def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dict]:
+def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dict, dict]:
     if EXTENSION_GROUP not in f:
-        return {}, {}
+        return {}, {}, {}
     group = f[EXTENSION_GROUP]
     fmt = group.attrs.get("format")
     if fmt != EXTENSION_FORMAT:
         raise CircuitFileError(f"'/{EXTENSION_GROUP}' has unknown format {fmt!r}", file=file, field=EXTENSION_GROUP)
-    version = int(group.attrs.get("format_version", -1))
-    if version != EXTENSION_VERSION:
+    raw_version = group.attrs.get("format_version", None)
+    version = raw_version.item() if hasattr(raw_version, "item") else raw_version
+    if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise CircuitFileError(
-            f"plasticity extension version {version} is not supported (this neuro-hw reads {EXTENSION_VERSION})",
+            f"plasticity extension version {raw_version!r} is not supported (this neuro-hw reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))})",
             file=file,
             field=EXTENSION_GROUP,
         )
@@ -152,6 +164,22 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
         raise CircuitFileError(
             f"plasticity extension is not valid JSON ({err})", file=file, field=EXTENSION_GROUP
         ) from None
+    if not isinstance(ext, dict):
+        raise CircuitFileError(f"extension must be a JSON object, got {type(ext).__name__}", file=file,
+                               field=EXTENSION_GROUP)  # fmt: skip
+    for key in ("plasticity", "nodes", "metadata"):
+        if not isinstance(ext.get(key, {}), dict):
+            raise CircuitFileError(f"extension field {key!r} must be an object", file=file, field=key)
+    nodes = {}
+    for name, entry in ext.get("nodes", {}).items():
+        try:
+            nodes[name] = from_extension(entry)
+        except NeuroHWError as err:
+            raise err.located(file=file, node=name) from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise CircuitFileError(
+                f"malformed graded node entry ({err!r})", file=file, node=name, field="nodes"
+            ) from None
     plasticity = {}
     for name, spec in ext.get("plasticity", {}).items():
         try:
@@ -162,7 +190,33 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
             raise CircuitFileError(
                 f"malformed plasticity entry ({err!r})", file=file, node=name, field="plasticity"
             ) from None
-    return plasticity, ext.get("metadata", {})
+    return plasticity, ext.get("metadata", {}), nodes
+
+
+def _restore_graded(graph: nir.NIRGraph, graded: dict, file: str) -> None:
+    """Put the graded nodes of the extension in place of their ``Scale`` stand-ins (top level of the graph)."""
+    for name, node in graded.items():
+        standin = graph.nodes.get(name)
+        if standin is None:
+            raise CircuitFileError("the extension defines a graded node that is not in the graph", file=file,
+                                   node=name, field="nodes")  # fmt: skip
+        if type(standin).__name__ != "Scale":
+            raise CircuitFileError(
+                f"the graph holds a {type(standin).__name__} where the extension puts a graded node (expected its "
+                "Scale stand-in)",
+                file=file,
+                node=name,
+                field="nodes",
+            )
+        if tuple(np.shape(standin.scale)) != tuple(int(s) for s in node.shape):
+            raise CircuitFileError(
+                f"stand-in shape {tuple(np.shape(standin.scale))} differs from the graded node's shape "
+                f"{tuple(int(s) for s in node.shape)}",
+                file=file,
+                node=name,
+                field="shape",
+            )
+        graph.nodes[name] = node
 
 
 def load(path: str | os.PathLike) -> Circuit:
@@ -180,7 +234,8 @@ def load(path: str | os.PathLike) -> Circuit:
     try:
         with f:
             graph = _read_graph(f, file)
-            plasticity, metadata = _read_extension(f, file)
+            plasticity, metadata, graded = _read_extension(f, file)
+            _restore_graded(graph, graded, file)
     except NeuroHWError as err:
         raise err.located(file=file) from None
     except (OSError, KeyError, ValueError, RuntimeError) as err:

@@ -10,15 +10,32 @@ Traces (float reference semantics; ``dt`` is the simulation step, ``tau`` in the
     y_k[t] = y_k[t-1] * exp(-dt / tau_k) + impulse_k * s_post[t]       k = 1, 2, 3
 
 ``s[t]`` is 1 when the node's output at step ``t`` is nonzero (graded payloads count as one event).
-``tau = 0`` keeps only the current step's impulse; ``tau = inf`` never decays.  A post trace listed
-in ``third_factor`` (e.g. ``{"y2": "reward"}``) is instead *set* every step to the output of the
-named node (an ``Input`` or neuron node of size ``n_post``): the modulatory third factor.
+``tau = 0`` keeps only the current step's impulse; ``tau = inf`` never decays.
+
+**Graded presynaptic activity.** ``traces={"x1": "activity"}`` makes ``x1`` the pre node's graded
+output itself (a graded neuron or a graded input), held while it is zero::
+
+    x1[t] = pre[t]  if pre[t] != 0  else  x1[t-1]                (Loihi 2: the graded spike overwrites x1)
+
+so ``dw = c*x0*x1*...`` uses the pre activity of its last nonzero step in the epoch.
+
+**Third factors.** ``third_factor`` binds a name to a node of size ``n_post`` (an ``Input`` or a neuron
+population) whose output is read, not accumulated:
+
+* a post trace (``{"y2": "reward"}``): ``y2`` is *set* every step to the node's output (unsigned, as the
+  engine's y registers); the rule uses ``y2`` or the node's name;
+* any other name (``{"e": "err"}``): a signed **modulator** ``e`` usable by that name in the rules
+  (``dw = -0.01*e*x1``), typically an error computed on chip by a graded neuron; compilers carry it in
+  the post traces (Loihi 2: its positive and negative parts in ``y2`` and ``y3``).
+
+Third factors are read **at the last step of the epoch** (the engine overwrites its y registers every
+step and reads the last value), whatever the product's dependency.
 
 Every ``t_epoch`` steps (at steps ``t`` with ``t % t_epoch == 0``) each rule ``dz = sum_k c_k prod_j
 f_kj`` (``z`` in ``w``, ``t``, ``d``) is evaluated for every synapse and added to ``z``; ``w`` is then
 clipped to ``w_bounds``.  Factors are read as the learning engine reads them: in a product whose
-dependency is ``y0`` the traces are taken at the post neuron's last spike in the epoch, for ``x0``
-at the pre neuron's last spike, otherwise at the end of the epoch (see :mod:`neuro_hw.ir.rules`).
+dependency is ``y0`` the spike traces are taken at the post neuron's last spike in the epoch, for
+``x0`` at the pre neuron's last spike, otherwise at the end of the epoch (see :mod:`neuro_hw.ir.rules`).
 """
 
 from __future__ import annotations
@@ -35,7 +52,11 @@ from neuro_hw.ir.rules import (
     TRACES,
     Expression,
     as_expression,
+    is_modulator_name,
 )
+
+#: A trace spec meaning "the pre node's graded output" (x1 only).
+ACTIVITY = "activity"
 
 #: Default trace parameters (impulse 1, tau 20 ms in seconds) used for traces a rule does not configure.
 DEFAULT_IMPULSE = 1.0
@@ -44,10 +65,12 @@ DEFAULT_TAU = 0.02
 
 @dataclass(frozen=True)
 class Trace:
-    """A synaptic trace: ``impulse`` added per spike, decay time constant ``tau`` (graph time unit)."""
+    """A synaptic trace: ``impulse`` added per spike, decay time constant ``tau`` (graph time unit); or, with
+    ``activity=True`` (x1 only), the pre node's graded output, held while zero (module doc)."""
 
     impulse: float = DEFAULT_IMPULSE
     tau: float = DEFAULT_TAU
+    activity: bool = False
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.impulse):
@@ -56,7 +79,16 @@ class Trace:
             raise RuleError(f"trace tau must be >= 0 (or inf), got {self.tau!r}", field="tau")
 
     def to_dict(self) -> dict:
+        if self.activity:
+            return {"impulse": self.impulse, "tau": self.tau, "activity": True}
         return {"impulse": self.impulse, "tau": self.tau}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Trace:
+        activity = data.get("activity", False)
+        if not isinstance(activity, bool):
+            raise RuleError(f"trace 'activity' must be true or false, got {activity!r}", field="traces")
+        return cls(float(data["impulse"]), float(data["tau"]), activity)
 
 
 @dataclass
@@ -72,7 +104,8 @@ class Plasticity:
     traces:
         Trace name (``x1 x2 y1 y2 y3``) -> :class:`Trace`; missing traces get the defaults.
     third_factor:
-        Post trace -> node whose output sets that trace every step (e.g. ``{"y2": "reward"}``).
+        Post trace or modulator name -> node whose output sets that trace every step (``{"y2": "reward"}``)
+        or is the signed modulator of that name (``{"e": "err"}``); see the module doc.
     t_epoch:
         Learning epoch in steps (rules applied at steps ``t % t_epoch == 0``).
     w_bounds:
@@ -111,17 +144,20 @@ class Plasticity:
 
         ``rules`` may be one rule string (``"dw = ..."``), a list of rule strings / Expressions, or a
         mapping ``{"dw": "0.01*x1*y0", ...}``.  Trace specs may be :class:`Trace`, ``{"impulse": ..,
-        "tau": ..}`` or ``(impulse, tau)``.  Third-factor node names may be used as symbols in the
-        rule strings (``"dw = 0.1*x1*reward"`` with ``third_factor={"y2": "reward"}``).
+        "tau": ..}``, ``(impulse, tau)`` or ``"activity"`` (x1: the pre node's graded output).  Third-factor
+        node names may be used as symbols in the rule strings (``"dw = 0.1*x1*reward"`` with
+        ``third_factor={"y2": "reward"}``), and modulator names as well (``"dw = -0.01*e*x1"`` with
+        ``third_factor={"e": "err"}``).
         """
         third_factor = dict(third_factor or {})
-        aliases = {source: trace for trace, source in third_factor.items()}
+        aliases = {source: key for key, source in third_factor.items()}
+        modulators = [key for key in third_factor if key not in POST_TRACES]
         parsed: dict[str, Expression] = {}
         if isinstance(rules, (str, Expression)):
             rules = [rules]
         items = rules.items() if isinstance(rules, Mapping) else [(None, r) for r in rules]
         for target, rule in items:
-            expr = as_expression(rule, target=target, aliases=aliases)
+            expr = as_expression(rule, target=target, aliases=aliases, modulators=modulators)
             if expr.target in parsed:
                 raise RuleError(f"two rules for target {expr.target!r}", field="rules")
             parsed[expr.target] = expr
@@ -129,6 +165,11 @@ class Plasticity:
         for name, spec in (traces or {}).items():
             if isinstance(spec, Trace):
                 trace_objs[name] = spec
+            elif isinstance(spec, str):
+                if spec != ACTIVITY:
+                    raise RuleError(f"trace {name}: unknown spec {spec!r} (use {ACTIVITY!r} or (impulse, tau))",
+                                    field="traces")  # fmt: skip
+                trace_objs[name] = Trace(activity=True)
             elif isinstance(spec, Mapping):
                 trace_objs[name] = Trace(
                     float(spec.get("impulse", DEFAULT_IMPULSE)), float(spec.get("tau", DEFAULT_TAU))
@@ -152,13 +193,29 @@ class Plasticity:
         unknown = set(self.traces) - set(TRACES)
         if unknown:
             raise RuleError(f"unknown trace(s) {sorted(unknown)}", field="traces")
-        for trace, source in self.third_factor.items():
-            if trace not in POST_TRACES:
+        for key, source in self.third_factor.items():
+            if key not in POST_TRACES and not is_modulator_name(key):
                 raise RuleError(
-                    f"third factor {source!r} is bound to {trace!r}; it must drive a post trace "
-                    f"({', '.join(POST_TRACES)})",
+                    f"third factor {source!r} is bound to {key!r}; bind it to a post trace "
+                    f"({', '.join(POST_TRACES)}) or to a modulator name (an identifier that is not a rule symbol)",
                     field="third_factor",
                 )
+            if not isinstance(source, str) or not source:
+                raise RuleError(f"third factor {key!r} must name a node, got {source!r}", field="third_factor")
+        for name, trace in self.traces.items():
+            if trace.activity and name != "x1":
+                raise RuleError(f"only x1 can carry the pre activity (got it on {name})", field="traces")
+            if trace.activity and name in self.third_factor:
+                raise RuleError(f"{name} cannot be both the pre activity and a third factor", field="traces")
+        unknown_symbols = sorted(
+            s for s in self.symbols if s not in self.third_factor and is_modulator_name(s)
+        )  # fmt: skip
+        if unknown_symbols:
+            raise RuleError(
+                f"unknown symbol {unknown_symbols[0]!r} in the rules: neither a rule symbol nor a third-factor name "
+                f"({sorted(self.third_factor)})",
+                field="rules",
+            )
         if not isinstance(self.t_epoch, int) or self.t_epoch < 1:
             raise RuleError(f"t_epoch must be an integer >= 1, got {self.t_epoch!r}", field="t_epoch")
         lo, hi = self.w_bounds
@@ -173,6 +230,21 @@ class Plasticity:
     @property
     def symbols(self) -> frozenset[str]:
         return frozenset(s for expr in self.rules.values() for s in expr.symbols)
+
+    @property
+    def modulators(self) -> dict[str, str]:
+        """Modulator name -> source node (third factors not bound to a post trace)."""
+        return {k: v for k, v in self.third_factor.items() if k not in POST_TRACES}
+
+    @property
+    def bound_traces(self) -> dict[str, str]:
+        """Post trace -> source node (third factors bound to y1, y2 or y3)."""
+        return {k: v for k, v in self.third_factor.items() if k in POST_TRACES}
+
+    @property
+    def pre_activity(self) -> bool:
+        """Whether ``x1`` is the pre node's graded output (``traces={"x1": "activity"}``)."""
+        return self.traces["x1"].activity
 
     # -- (de)serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -193,7 +265,7 @@ class Plasticity:
             pre=str(data["pre"]),
             post=str(data["post"]),
             rules={t: Expression.from_dict(e) for t, e in data["rules"].items()},
-            traces={k: Trace(float(v["impulse"]), float(v["tau"])) for k, v in data["traces"].items()},
+            traces={k: Trace.from_dict(v) for k, v in data["traces"].items()},
             third_factor={str(k): str(v) for k, v in data.get("third_factor", {}).items()},
             t_epoch=int(data["t_epoch"]),
             w_bounds=(float(data["w_bounds"][0]), float(data["w_bounds"][1])),

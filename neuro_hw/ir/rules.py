@@ -13,6 +13,8 @@ symbol      meaning
 ``w``       synaptic weight
 ``t``       synaptic tag
 ``d``       synaptic delay variable
+any name    a **modulator**: a signed third factor bound by name to a neuron population
+            (``third_factor={"e": "err"}`` makes ``e`` the output of node ``err``, e.g. an error)
 ==========  ==========================================================================================
 
 Every product is ``c * f_1 * ... * f_m`` with a float coefficient ``c`` and factors ``f`` that are a
@@ -46,6 +48,14 @@ DECIMATIONS = tuple(f"u{k}" for k in range(MAX_DECIMATION + 1))
 SYMBOLS = SPIKES + TRACES + SYNAPTIC_VARIABLES + DECIMATIONS
 #: The synaptic variable each target changes.
 TARGET_VARIABLE = {"dw": "w", "dt": "t", "dd": "d"}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+#: Names that cannot be modulators (rule symbols, targets and the sgn function).
+RESERVED = frozenset(SYMBOLS + TARGETS + ("sgn",))
+
+
+def is_modulator_name(name: str) -> bool:
+    """Whether ``name`` can name a modulator (an identifier that is not a rule symbol, target or ``sgn``)."""
+    return isinstance(name, str) and bool(_IDENTIFIER.fullmatch(name)) and name not in RESERVED
 
 
 def _fmt_number(value: float) -> str:
@@ -64,12 +74,19 @@ class Factor:
     sgn: bool = False
 
     def __post_init__(self) -> None:
-        if self.symbol not in SYMBOLS:
-            raise RuleError(f"unknown symbol {self.symbol!r}; expected one of {', '.join(SYMBOLS)}")
+        if self.symbol not in SYMBOLS and not is_modulator_name(self.symbol):
+            raise RuleError(f"unknown symbol {self.symbol!r}; expected one of {', '.join(SYMBOLS)} or a modulator name")
         if not math.isfinite(self.offset):
             raise RuleError(f"factor {self.symbol!r} has a non-finite offset {self.offset!r}")
         if (self.offset != 0.0 or self.sgn) and (self.symbol in SPIKES or self.symbol in DECIMATIONS):
             raise RuleError(f"dependency {self.symbol!r} cannot carry an offset or sgn()")
+        if (self.offset != 0.0 or self.sgn) and self.modulator:
+            raise RuleError(f"modulator {self.symbol!r} cannot carry an offset or sgn()")
+
+    @property
+    def modulator(self) -> bool:
+        """Whether this factor is a named modulator (a signed third factor) rather than a rule symbol."""
+        return self.symbol not in SYMBOLS
 
     def __str__(self) -> str:
         inner = self.symbol
@@ -205,9 +222,10 @@ def _tokenize(text: str) -> list[_Tok]:
 class _Parser:
     """Recursive-descent parser for ``target = [+-] product {(+|-) product}``."""
 
-    def __init__(self, text: str, aliases: Mapping[str, str]) -> None:
+    def __init__(self, text: str, aliases: Mapping[str, str], modulators: Iterable[str] = ()) -> None:
         self.text = text
         self.aliases = dict(aliases)
+        self.modulators = frozenset(modulators)
         self.tokens = _tokenize(text)
         self.i = 0
 
@@ -230,10 +248,11 @@ class _Parser:
 
     def symbol(self, tok: _Tok) -> str:
         name = self.aliases.get(tok.text, tok.text)
-        if name not in SYMBOLS:
+        if name not in SYMBOLS and name not in self.modulators:
+            names = sorted(set(self.aliases) | self.modulators)
             raise self.error(
                 f"unknown symbol {tok.text!r}; expected one of {', '.join(SYMBOLS[:10])}, u0..u9"
-                + (f" or a third-factor name ({', '.join(self.aliases)})" if self.aliases else ""),
+                + (f" or a third-factor name ({', '.join(names)})" if names else ""),
                 tok,
             )
         return name
@@ -352,7 +371,13 @@ class _Parser:
             raise self.error(err.reason, tok) from None
 
 
-def parse_rule(text: str, *, target: str | None = None, aliases: Mapping[str, str] | None = None) -> Expression:
+def parse_rule(
+    text: str,
+    *,
+    target: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    modulators: Iterable[str] = (),
+) -> Expression:
     """Parse a rule string such as ``"dw = 0.01*x1*y0 - 0.012*y1*x0"`` into an :class:`Expression`.
 
     Parameters
@@ -363,10 +388,12 @@ def parse_rule(text: str, *, target: str | None = None, aliases: Mapping[str, st
         Default target when the string has none.
     aliases:
         Extra names accepted for symbols, e.g. ``{"reward": "y2"}`` for a third factor bound to y2.
+    modulators:
+        Names of modulators (signed third factors) the rule may use, e.g. ``{"e"}``.
     """
     if not isinstance(text, str):
         raise RuleError(f"a rule must be a string, got {type(text).__name__}")
-    return _Parser(text, aliases or {}).parse(target)
+    return _Parser(text, aliases or {}, modulators).parse(target)
 
 
 def as_expression(
@@ -374,6 +401,7 @@ def as_expression(
     *,
     target: str | None = None,
     aliases: Mapping[str, str] | None = None,
+    modulators: Iterable[str] = (),
 ) -> Expression:
     """Accept a rule in any supported form: string, :class:`Expression`, its dict form, or terms.
 
@@ -383,7 +411,7 @@ def as_expression(
     if isinstance(rule, Expression):
         return rule
     if isinstance(rule, str):
-        return parse_rule(rule, target=target, aliases=aliases)
+        return parse_rule(rule, target=target, aliases=aliases, modulators=modulators)
     if isinstance(rule, Mapping):
         return Expression.from_dict(rule)
     if target is None:
@@ -400,6 +428,8 @@ def as_expression(
                 fs.append(f)
             else:
                 name = (aliases or {}).get(f, f)
+                if name not in SYMBOLS and name not in set(modulators):
+                    raise RuleError(f"unknown symbol {name!r}; expected one of {', '.join(SYMBOLS)} or a modulator")
                 fs.append(Factor(name))
         terms.append(Term(float(coefficient), tuple(fs)))
     return Expression(target, tuple(terms))

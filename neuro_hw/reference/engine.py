@@ -14,6 +14,11 @@ Discretisation (``dt`` in the graph's time unit, steps numbered ``t = 1 .. T``):
 * ``Delay`` nodes delay by ``round(delay/dt)`` steps (the delay must be a multiple of ``dt``).
 * ``Scale``: ``y = s * x``; ``Threshold``: ``y = [x > theta]``; ``Flatten``: reshape; ``Output``:
   identity; an ``Input`` node without incoming edges emits the stimulus given for it.
+* Graded neurons (:mod:`neuro_hw.ir.graded`) are memoryless: ``GradedNeuron`` emits ``f(x)`` of this step's
+  summed input, ``ProductNeuron`` ``x * g(b)`` with ``b`` the sum of its gate inputs; with
+  ``activations="hardware"`` the activations and gates that a chip cannot compute exactly (softplus and
+  its derivative) run in their stated hardware form instead, so the cost of the approximation is measured.
+  Their outputs are always recorded (``states["node.y"]``).
 * Several edges into one node are summed.
 * Plastic weight nodes (:mod:`neuro_hw.reference.plasticity`): the weight node's output for step
   ``t+1`` is computed from the weights *before* the learning step at ``t`` (as in Lava), then traces
@@ -32,6 +37,7 @@ import numpy as np
 
 from neuro_hw.errors import InputError, ValidationError
 from neuro_hw.ir.circuit import NEURON_TYPES, SPIKING_TYPES, WEIGHT_TYPES, Circuit, input_shape, output_shape
+from neuro_hw.ir.graded import FORMS, GRADED_TYPES, GradedNeuron, ProductNeuron
 from neuro_hw.reference.neurons import build_neuron
 from neuro_hw.reference.plasticity import PlasticSynapse
 from neuro_hw.result import Result
@@ -169,6 +175,8 @@ def _parse_record(circuit: Circuit, record: Iterable[str] | str | None) -> set[t
 
 def _variables(circuit: Circuit, name: str) -> tuple[str, ...]:
     kind = circuit.type_of(name)
+    if kind in GRADED_TYPES:
+        return ("y",)
     if kind in ("CubaLI", "CubaLIF"):
         return ("i", "v")
     if kind in NEURON_TYPES:
@@ -193,6 +201,7 @@ def simulate(
     synaptic_delay: int = 1,
     batch: int | None = None,
     weights_every: int | None = None,
+    activations: str = "exact",
 ) -> Result:
     """Simulate ``circuit`` in float64 for ``steps`` steps of length ``dt``.
 
@@ -215,6 +224,9 @@ def simulate(
         epoch, or sparser when that would exceed about 2e7 recorded values.
     seed:
         Recorded for provenance; the reference itself is deterministic.
+    activations:
+        ``"exact"`` (default) or ``"hardware"``: the stated hardware forms of graded activations and gates
+        that a chip cannot compute (:mod:`neuro_hw.ir.graded`).
     """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate() expects a Circuit, got {type(circuit).__name__}")
@@ -226,6 +238,8 @@ def simulate(
         raise InputError(f"method must be one of {METHODS}, got {method!r}", field="method")
     if synaptic_delay not in (0, 1):
         raise InputError(f"synaptic_delay must be 0 or 1, got {synaptic_delay!r}", field="synaptic_delay")
+    if activations not in FORMS:
+        raise InputError(f"activations must be one of {FORMS}, got {activations!r}", field="activations")
     steps, dt = int(steps), float(dt)
     circuit.validate()
     stimuli, B = prepare_inputs(circuit, inputs, steps, batch)
@@ -274,16 +288,24 @@ def simulate(
             y = y + bias[name]
         return y
 
-    def node_input(name: str, out: dict[str, np.ndarray]) -> np.ndarray:
+    def node_input(name: str, out: dict[str, np.ndarray], exclude: tuple[str, ...] = ()) -> np.ndarray:
         total = np.zeros((B, in_sizes[name]))
         for p in preds[name]:
+            if p not in exclude:
+                total += out[p]
+        return total
+
+    def gate_input(name: str, node: ProductNeuron, out: dict[str, np.ndarray]) -> np.ndarray:
+        total = np.zeros((B, in_sizes[name]))
+        for p in node.gate_inputs:
             total += out[p]
         return total
 
     # -- recording buffers ------------------------------------------------------------------------
     spiking = [n for n in circuit.nodes if circuit.type_of(n) in SPIKING_TYPES + ("Threshold",)]
     spikes_rec = {n: np.zeros((B, steps, sizes[n]), dtype=bool) for n in spiking}
-    state_keys = sorted(wanted | {(n, "output") for n in circuit.output_names})
+    graded = circuit.graded_nodes
+    state_keys = sorted(wanted | {(n, "output") for n in circuit.output_names} | {(n, "y") for n in graded})
     # Synaptic variables (w, t, d) are recorded as sampled weights, not per-step states.
     state_keys = [(n, v) for n, v in state_keys if not (circuit.type_of(n) in WEIGHT_TYPES and v in ("w", "t", "d"))]
     state_rec = {}
@@ -320,8 +342,15 @@ def simulate(
             if kind == "Input" and not preds[name]:
                 out[name] = stimuli[name][:, t - 1]
                 continue
+            node = circuit.nodes[name]
+            if isinstance(node, ProductNeuron):
+                x = node_input(name, out, exclude=node.gate_inputs)
+                out[name] = node(x, gate_input(name, node, out), activations)
+                continue
             x = node_input(name, out)
-            if kind in NEURON_TYPES:
+            if isinstance(node, GradedNeuron):
+                out[name] = node(x, activations)
+            elif kind in NEURON_TYPES:
                 y = steppers[name].step(neuron_state[name], x.reshape((B,) + steppers[name].shape))
                 out[name] = y.reshape(B, -1)
             elif kind in WEIGHT_TYPES:
@@ -365,6 +394,8 @@ def simulate(
                 buf[:, t - 1] = plastic[n].traces[v]
             elif n in neuron_state:
                 buf[:, t - 1] = neuron_state[n][v].reshape(B, -1)
+            elif v == "y":
+                buf[:, t - 1] = out[n]
             else:
                 buf[:, t - 1] = out[n]
 
@@ -386,5 +417,5 @@ def simulate(
         circuit_hash=circuit.hash(),
         seed=int(seed),
         target="float64",
-        metadata={"method": method, "synaptic_delay": synaptic_delay},
+        metadata={"method": method, "synaptic_delay": synaptic_delay, "activations": activations},
     )

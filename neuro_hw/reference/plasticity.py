@@ -5,15 +5,18 @@ Per plastic weight node, with ``B`` trials, ``n_pre`` inputs and ``n_post`` outp
 * state: ``w`` (and ``t``, ``d`` when a rule targets them), shape ``(B, n_post, n_pre)``; traces
   ``x1, x2`` ``(B, n_pre)`` and ``y1, y2, y3`` ``(B, n_post)``;
 * every step ``t`` (1-based): ``x_k <- x_k * exp(-dt/tau_k) + impulse_k * [pre output != 0]`` (and the
-  same for ``y_k`` with the post spikes, unless ``y_k`` is bound to a third factor, in which case
-  ``y_k <- third-factor output``); the traces of the step are kept in an epoch history, and the last
-  step in the epoch at which each pre (post) neuron spiked is remembered (``tx``, ``ty``, 1-based
-  within the epoch, 0 = no spike);
+  same for ``y_k`` with the post spikes); an activity trace (``x1 = "activity"``) is instead
+  ``x1 <- pre output where it is nonzero`` (held otherwise), a trace bound to a third factor is *set*
+  to the factor's output, and each modulator (``third_factor={"e": "err"}``) takes its node's output;
+  the spike traces of the step are kept in an epoch history, and the last step in the epoch at which
+  each pre (post) neuron's output was nonzero is remembered (``tx``, ``ty``, 1-based within the epoch,
+  0 = none);
 * at steps with ``t % t_epoch == 0``: every target ``dz = sum_k c_k prod_j f_kj`` is evaluated from the
   pre-update values of ``w, t, d``; ``x0 = [tx > 0]``, ``y0 = [ty > 0]``, ``u_m = [(t // t_epoch) % 2**m
-  == 0]``; trace factors are read at the post spike step (dependency ``y0``), at the pre spike step
-  (``x0``) or at the end of the epoch (``u_m``); then ``w <- clip(w + dw, w_min, w_max)``, ``t <- t + dt``,
-  ``d <- d + dd`` and ``tx = ty = 0``.
+  == 0]``; spike-trace factors are read at the post spike step (dependency ``y0``), at the pre spike
+  step (``x0``) or at the end of the epoch (``u_m``); activity traces, third-factor traces and modulators
+  are read at the end of the epoch (as the learning engine reads its overwritten registers); then
+  ``w <- clip(w + dw, w_min, w_max)``, ``t <- t + dt``, ``d <- d + dd`` and ``tx = ty = 0``.
 
 No trace saturation, no rounding: this is the ground truth that fixed-point backends approximate.
 """
@@ -56,8 +59,11 @@ class PlasticSynapse:
                 self.vars[var] = np.zeros((batch, n_post, n_pre))
         self.decay = {k: trace_decay(tr.tau, dt) for k, tr in spec.traces.items()}
         self.traces = {k: np.zeros((batch, n_pre if k in PRE_TRACES else n_post)) for k in spec.traces}
+        #: Traces read at the end of the epoch: the activity trace and those bound to third factors.
+        self.held = {k for k, tr in spec.traces.items() if tr.activity} | set(spec.bound_traces)
+        self.modulators = {k: np.zeros((batch, n_post)) for k in spec.modulators}
         e = spec.t_epoch
-        self.hist = {k: np.zeros((batch, e, v.shape[1])) for k, v in self.traces.items()}
+        self.hist = {k: np.zeros((batch, e, v.shape[1])) for k, v in self.traces.items() if k not in self.held}
         self.tx = np.zeros((batch, n_pre), dtype=np.int64)
         self.ty = np.zeros((batch, n_post), dtype=np.int64)
 
@@ -66,19 +72,26 @@ class PlasticSynapse:
         return self.vars["w"]
 
     def observe(self, step: int, pre_out: np.ndarray, post_out: np.ndarray, third: dict[str, np.ndarray]) -> None:
-        """Advance traces with this step's activity (``step`` is 1-based)."""
+        """Advance traces with this step's activity (``step`` is 1-based); ``third`` holds the outputs of the
+        third-factor nodes by binding name (trace or modulator)."""
         spec = self.spec
-        pre_spike = (pre_out.reshape(self.batch, -1) != 0).astype(np.float64)
+        pre = pre_out.reshape(self.batch, -1)
+        pre_spike = (pre != 0).astype(np.float64)
         post_spike = (post_out.reshape(self.batch, -1) != 0).astype(np.float64)
         k = (step - 1) % spec.t_epoch
         for name, trace in self.traces.items():
             if name in third:
                 trace[...] = third[name].reshape(self.batch, -1)
+            elif spec.traces[name].activity:
+                np.copyto(trace, pre, where=pre != 0)
             else:
                 spikes = pre_spike if name in PRE_TRACES else post_spike
                 trace *= self.decay[name]
                 trace += spec.traces[name].impulse * spikes
-            self.hist[name][:, k] = trace
+            if name not in self.held:
+                self.hist[name][:, k] = trace
+        for name, value in self.modulators.items():
+            value[...] = third[name].reshape(self.batch, -1)
         self.tx[pre_spike > 0] = k + 1
         self.ty[post_spike > 0] = k + 1
 
@@ -113,6 +126,10 @@ class PlasticSynapse:
             return 1.0 if (step // self.spec.t_epoch) % (2**m) == 0 else 0.0
         elif sym in TARGET_VARIABLE.values():
             value = self.vars[sym]
+        elif sym in self.modulators:
+            value = self.modulators[sym][:, :, None]
+        elif sym in self.held:
+            value = self._at(sym, None, rows=False)
         else:
             if dependency == "y0":
                 value = self._at(sym, self.ty, rows=True)

@@ -8,13 +8,19 @@
 * ``NeuronProgram`` (``model="lif"``) -> ``LIF`` (``PyLifModelBitAcc``): ``du``, ``dv``, ``vth`` as
   Python ints, ``bias_mant``, ``bias_exp``, ``u``, ``v`` as int32 arrays, passed unchanged (Lava
   wraps ``bias_mant`` into int16 silently; the compiler keeps it in 13 bits).
+* ``GradedProgram`` -> Lava's own ``GradedReluVec`` / ``GradedVec`` (``vth=0``: every nonzero value is sent;
+  Lava's default 1 would drop 1) or ``ProdNeuron`` (``vth=0, exp=shift``) where the datapath is exactly
+  theirs (``GradedProgram.lava_process``), else the custom :class:`.graded_process.GradedNeuron`.  Port-a
+  connections feed ``a_in`` (``a_in1`` of products and of the custom process), port-b connections
+  ``a_in2``.  ``fixed_pt`` only: Lava has no floating_pt models of its graded processes.
 * ``ConnectionProgram`` -> ``Dense`` / ``DelayDense`` (``delays`` set) / ``LearningDense``
   (``learning`` set) with ``weight_exp``, ``num_weight_bits``, ``sign_mode`` (Lava ``SignMode``,
   always passed explicitly) and ``num_message_bits``.  ``source.s_out -> conn.s_in``,
   ``conn.a_out -> target.a_in``.
 * ``LearningProgram`` -> ``Loihi2FLearningRule`` (``Loihi3FLearningRule`` when ``third_factor``
   is set) with the rule strings, impulses, taus, ``t_epoch`` and
-  ``rng_seed = learning_rng_seed(seed_b, i)`` for the i-th plastic connection (Program order).
+  ``rng_seed = learning_rng_seed(seed_b, i)`` for the i-th plastic connection (Program order);
+  ``pre_activity`` -> ``LearningDense(graded_spike_cfg=GradedSpikeCfg.OVERWRITE)``.
   Post spikes: ``target.s_out -> conn.s_in_bap``; third factors: ``source.s_out -> conn.s_in_y<k>``
   (the y-trace is *overwritten* every step by what the source sends; docs/lava-semantics.md §4.3).  A
   fresh rule object is built for every connection and trial (Lava mutates rule objects).
@@ -52,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from neuro_hw.compiler.checks import check_program
-from neuro_hw.compiler.program import Program
+from neuro_hw.compiler.program import GRADED_ACTIVATIONS, GRADED_GATES, GradedProgram, Program
 from neuro_hw.errors import NeuroHWError
 
 from .recording_plan import process_recording
@@ -68,6 +74,13 @@ def check_lowerable(program: Program, select_tag: str) -> dict[str, int]:
     """Check that the Program can be lowered (:func:`~neuro_hw.compiler.checks.check_program`); return the
     float unit exponent ``e_p`` of each population (floating_pt: the ``weight_exp`` of its plastic inputs)."""
     check_program(program, UnsupportedProgramError, max_delay=None)  # Lava's DelayDense checks its own bound
+    if select_tag == "floating_pt" and program.graded:
+        name = next(iter(program.graded))
+        raise UnsupportedProgramError(
+            "Lava 0.10 has no floating_pt models of its graded neurons; run graded circuits with fixed_pt",
+            node=name,
+            field="select_tag",
+        )
     float_exp: dict[str, int | None] = {name: None for name in program.neurons}
     for name, conn in program.connections.items():
         if conn.learning is None or select_tag != "floating_pt":
@@ -217,6 +230,48 @@ def make_lif(spec: dict[str, Any], name: str, trial: int) -> Any:
     )
 
 
+def make_graded(spec: dict[str, Any], name: str, trial: int) -> Any:
+    """The Lava process of a graded population (module doc), recording its output every step."""
+    from lava.proc.graded.process import GradedReluVec, GradedVec
+    from lava.proc.prodneuron.process import ProdNeuron
+
+    from .graded_process import GradedNeuron
+
+    pop = spec["program"].neurons[name]
+    rec = process_recording(spec, trial, name, {"y": f"{name}.y"})
+    shape = (pop.n,)
+    kind = pop.lava_process
+    if kind in ("GradedReluVec", "GradedVec", "ProdNeuron"):
+        # Lava's graded processes take only (shape, vth, exp): the name and the recording plan are set after
+        if kind == "GradedReluVec":
+            proc = GradedReluVec(shape=shape, vth=0, exp=0)
+        elif kind == "GradedVec":
+            proc = GradedVec(shape=shape, vth=0, exp=0)
+        else:
+            proc = ProdNeuron(shape=shape, vth=0, exp=int(pop.shift))
+        proc.name = name
+        proc.proc_params["nh_rec"] = rec
+        return proc
+    params = (int(pop.clip), int(pop.knee), int(pop.gate_lo), int(pop.gate_hi), int(pop.shift))
+    return GradedNeuron(
+        shape=shape,
+        activation=GRADED_ACTIVATIONS.index(pop.activation),
+        gate=GRADED_GATES.index(pop.gate),
+        params=params,
+        name=name,
+        nh_rec=rec,
+    )
+
+
+def input_port(proc: Any, population: Any, port: str) -> Any:
+    """The Lava InPort of ``proc`` that a connection into ``port`` ("a"/"b") of ``population`` feeds."""
+    if port == "b":
+        return proc.a_in2
+    if isinstance(population, GradedProgram) and population.lava_process in ("ProdNeuron", "GradedNeuron"):
+        return proc.a_in1
+    return proc.a_in
+
+
 def make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
     from lava.proc.dense.process import DelayDense, Dense, LearningDense
     from lava.utils.weightutils import SignMode
@@ -240,6 +295,10 @@ def make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
         rec = process_recording(spec, trial, name, keys)
         rec["rows"] = spec.get("rows")
         rule = learning_rule(conn, spec["learning_seeds"][name][trial])
+        if conn.learning.pre_activity:
+            from lava.magma.core.learning.constants import GradedSpikeCfg
+
+            common["graded_spike_cfg"] = GradedSpikeCfg.OVERWRITE
         return LearningDense(weights=weights, learning_rule=rule, nh_rec=rec, **common)
     rec = process_recording(spec, trial, name, {"w": f"{name}.w"})
     if conn.delays is not None:
@@ -273,15 +332,17 @@ def build_component(
             procs[name] = RingBuffer(data=data.astype(np.float64 if floating else np.int32))
     for name in comp["neurons"]:
         with _building("population", name):
-            procs[name] = make_lif(spec, name, trial)
+            graded = isinstance(program.neurons[name], GradedProgram)
+            procs[name] = make_graded(spec, name, trial) if graded else make_lif(spec, name, trial)
     for name in comp["connections"]:
         conn = program.connections[name]
         with _building("connection", name):
             proc = procs[name] = make_connection(spec, name, trial)
             procs[conn.source].s_out.connect(proc.s_in)
-            proc.a_out.connect(procs[conn.target].a_in)
+            proc.a_out.connect(input_port(procs[conn.target], program.neurons[conn.target], conn.port))
             if conn.learning is not None:
-                # post spikes straight from the LIF (LearningLIF.s_out_bap is never sent: deadlock)
+                # post spikes straight from the LIF or the graded population's output (LearningLIF.s_out_bap
+                # is never sent: deadlock)
                 procs[conn.target].s_out.connect(proc.s_in_bap)
                 for trace, src in conn.learning.third_factor.items():
                     procs[src].s_out.connect(getattr(proc, f"s_in_{trace}"))

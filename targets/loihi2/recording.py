@@ -63,8 +63,14 @@ from lava.proc.dense.models import (
     PyLearningDenseModelFloat,
 )
 from lava.proc.dense.process import DelayDense, Dense, LearningDense
+from lava.proc.graded.models import PyGradedReluVecModelFixed, PyGradedVecModelFixed
+from lava.proc.graded.process import GradedReluVec, GradedVec
 from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
 from lava.proc.lif.process import LIF
+from lava.proc.prodneuron.models import PyProdNeuronModelFixed
+from lava.proc.prodneuron.process import ProdNeuron
+
+from .graded_process import GradedNeuron, PyGradedNeuronModelFixed
 
 REC_KEY = "nh_rec"
 SYNAPSE_VARS = {"w": "weights", "t": "tag_1", "d": "tag_2"}
@@ -151,6 +157,56 @@ class RecLifFixed(_LifRecording, PyLifModelBitAcc):
 @tag("floating_pt")
 class RecLifFloat(_LifRecording, PyLifModelFloat):
     """``PyLifModelFloat`` that records ``s``, ``u``, ``v`` at the end of every step."""
+
+
+# --------------------------------------------------------------------------------------------------
+# graded neurons: the payload each step sends (captured from the s_out port, so Lava's own arithmetic runs)
+# --------------------------------------------------------------------------------------------------
+class _GradedRecording(_Recorder):
+    def run_spk(self) -> None:
+        with self._nh_reporting():
+            port = self.s_out  # type: ignore[attr-defined]
+            sent: list[np.ndarray] = []
+            original = port.send
+
+            def capture(data: np.ndarray) -> None:
+                sent.append(np.array(data, copy=True))
+                original(data)
+
+            port.send = capture
+            try:
+                super().run_spk()  # type: ignore[misc]
+            finally:
+                del port.send  # the class method again
+            self._nh_put("y", self._nh_step_row(self.time_step), sent[0])  # type: ignore[attr-defined]
+
+
+@implements(proc=GradedVec, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecGradedVecFixed(_GradedRecording, PyGradedVecModelFixed):
+    """``PyGradedVecModelFixed`` that records its output every step."""
+
+
+@implements(proc=GradedReluVec, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecGradedReluVecFixed(_GradedRecording, PyGradedReluVecModelFixed):
+    """``PyGradedReluVecModelFixed`` that records its output every step."""
+
+
+@implements(proc=ProdNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecProdNeuronFixed(_GradedRecording, PyProdNeuronModelFixed):
+    """``PyProdNeuronModelFixed`` that records its output every step."""
+
+
+@implements(proc=GradedNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecGradedNeuronFixed(_GradedRecording, PyGradedNeuronModelFixed):
+    """The custom graded neuron, recording its output every step."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,6 +304,10 @@ def recording_model_map(select_tag: str) -> dict[type, type]:
             Dense: RecDenseFixed,
             DelayDense: RecDelayDenseFixed,
             LearningDense: RecLearningDenseFixed,
+            GradedVec: RecGradedVecFixed,
+            GradedReluVec: RecGradedReluVecFixed,
+            ProdNeuron: RecProdNeuronFixed,
+            GradedNeuron: RecGradedNeuronFixed,
         }
     if select_tag == "floating_pt":
         return {

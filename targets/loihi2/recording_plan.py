@@ -9,7 +9,8 @@ files' arrays into Result ``spikes, states, weights, weight_steps``.
 =====================  ===================  ================================================================
 key                    shape                content
 =====================  ===================  ================================================================
-``pop.s|u|v``          ``(B, T, n)``        spikes (bool), ``u``, ``v`` at the end of every step
+``pop.s|u|v``          ``(B, T, n)``        spikes (bool), ``u``, ``v`` at the end of every step (LIF)
+``pop.y``              ``(B, T, n)``        the graded payload a graded population sent (int32)
 ``conn.w|t|d``         ``(B, K, n_t, n_s)`` plastic weight, tag_1, tag_2 at the sampled steps (row 0: initial)
 ``conn.w`` (static)    ``(B, 1, n_t, n_s)`` the effective weights (written at step 1)
 ``conn.x1|x2``         ``(B, T, n_s)``      pre trace registers
@@ -46,7 +47,9 @@ def plan_arrays(program: Program, steps: int, batch: int, floating: bool, n_samp
     """Name, dtype and full ``(B, ...)`` shape of every memory-mapped recording."""
     val = "float64" if floating else "int32"
     plan: dict[str, dict[str, Any]] = {}
-    for name, pop in program.neurons.items():
+    for name, pop in program.graded.items():
+        plan[f"{name}.y"] = {"dtype": "int32", "shape": [batch, steps, pop.n]}
+    for name, pop in program.lif.items():
         plan[f"{name}.s"] = {"dtype": "bool", "shape": [batch, steps, pop.n]}
         plan[f"{name}.u"] = {"dtype": val, "shape": [batch, steps, pop.n]}
         plan[f"{name}.v"] = {"dtype": val, "shape": [batch, steps, pop.n]}
@@ -102,7 +105,9 @@ def pack_recordings(
     states: dict[str, np.ndarray] = {}
     weights: dict[str, np.ndarray] = {}
     wsteps: dict[str, np.ndarray] = {}
-    for name, pop in program.neurons.items():
+    for name, pop in program.graded.items():
+        states[f"{name}.y"] = arrays[f"{name}.y"].reshape((batch, steps) + tuple(pop.shape))
+    for name, pop in program.lif.items():
         shape = (batch, steps) + tuple(pop.shape)
         spikes[name] = arrays[f"{name}.s"].reshape(shape)
         for var in ("u", "v"):

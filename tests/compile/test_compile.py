@@ -240,7 +240,7 @@ def test_third_factor_rule_cannot_mix_post_spike_traces():
 def test_parameter_overflow_is_refused():
     with pytest.raises(ValidationError, match="node 'pop', field 'v_leak': bias .* overflows the 13-bit mantissa"):
         neuro_hw.compile(chain(lif(2, v_leak=np.full(2, 1e6))), dt=DT)
-    with pytest.raises(ValidationError, match="synaptic delay of 70 steps exceeds the target's 62"):
+    with pytest.raises(ValidationError, match="synaptic delay of 70 steps exceeds the target's 63"):
         circuit = chain(lif(2))
         circuit.nodes["d"] = nir.Delay(np.full(3, 0.07))
         circuit.edges = [("in", "d"), ("d", "syn"), ("syn", "pop")]
