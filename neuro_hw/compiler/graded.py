@@ -14,7 +14,8 @@ third factor / modulator source        ``trace_max``         the y registers tak
 forward only (feeds weights)           ``2**forward_bits-1`` resolution only (payloads add in int32)
 =====================================  ====================  =================================================
 
-A signal with several roles takes the smallest ``M``.  A learning rate too small for the engine's smallest
+A signal with several roles takes the smallest ``M``; ``signal_levels={"x": 16}`` gives a signal fewer levels
+(an input with 17 natural values, or a precision study).  A learning rate too small for the engine's smallest
 scaling factor at these scales makes the compiler drop bits of the modulator (halve its ``M``) until the
 coefficient is representable; the report says how many bits every signal kept.
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -71,11 +73,13 @@ class Signal:
     rails: bool = False
     #: Bits dropped from the payload levels so that a learning rate is representable.
     dropped_bits: int = 0
+    #: Extra resolution (1..2) of a forward-only signal, so that its input weights fill their format.
+    aligned: float = 1.0
 
     @property
     def scale(self) -> float:
         """Integers per float unit."""
-        return self.payload_max / self.range
+        return self.payload_max * self.aligned / self.range
 
     @property
     def bits(self) -> float:
@@ -136,9 +140,10 @@ def plan_signals(
     target: Target,
     graded_inputs: Mapping[str, float],
     activity_ranges: Mapping[str, float],
+    signal_levels: Mapping[str, int] | None = None,
 ) -> dict[str, Signal]:
     """The graded signals with their ranges and payload levels (module doc); ``graded_inputs`` holds the
-    declared range of every graded input."""
+    declared range of every graded input, ``signal_levels`` caps the payload levels of named signals."""
     roles = signal_roles(circuit, wiring)
     trace_max = target.learning.trace_max
     signals: dict[str, Signal] = {}
@@ -166,6 +171,20 @@ def plan_signals(
         if ROLE_FACTOR in r:
             m = min(m, trace_max)
         signals[name] = Signal(name, float(value), m, r)
+    for name, levels in (signal_levels or {}).items():
+        if name not in signals:
+            raise InputError("signal_levels names no graded signal of the circuit", node=name, field="signal_levels")
+        if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 1 <= levels:
+            raise InputError(f"signal levels must be a positive integer, got {levels!r}", node=name,
+                             field="signal_levels")  # fmt: skip
+        if levels > signals[name].payload_max:
+            raise InputError(
+                f"{levels} levels exceed the {signals[name].payload_max} this signal can carry "
+                f"({', '.join(signals[name].roles)})",
+                node=name,
+                field="signal_levels",
+            )
+        signals[name].payload_max = int(levels)
     return signals
 
 
@@ -246,10 +265,11 @@ def plan_graded(
     graded_inputs: Mapping[str, float],
     activity_ranges: Mapping[str, float],
     report: Report,
+    signal_levels: Mapping[str, int] | None = None,
 ) -> GradedPlan:
     """Signals, rails and GradedPrograms of ``circuit`` (module doc)."""
     _check_ranges(activity_ranges, circuit)
-    signals = plan_signals(circuit, wiring, target, graded_inputs, activity_ranges)
+    signals = plan_signals(circuit, wiring, target, graded_inputs, activity_ranges, signal_levels)
     rails: dict[str, list[tuple[str, int]]] = {}
     programs: dict[str, GradedProgram] = {}
     port_scales: dict[tuple[str, str], float] = {}
@@ -316,6 +336,47 @@ def expand_rails(connections: list[Connection], plan: GradedPlan) -> list[Connec
     return out
 
 
+def align_forward_scales(
+    circuit: Circuit, plan: GradedPlan, connections: list[Connection], weight_ranges: Mapping[str, np.ndarray],
+    target: Target,
+) -> None:  # fmt: skip
+    """Give each forward-only graded population (an output read by weights only, no clip, no gate) up to twice
+    its payload levels, so that its largest input weight maps to the top of the weight format instead of up
+    to half of it (the weight exponent is a power of two): ``S <- S * min_c 255 * 2**e_c / wr_c`` over its
+    input connections ``c`` (``wr_c`` their largest weight in integers at exponent 0, ``e_c`` the exponent
+    that fits it).  ``weight_ranges[c.name]``: the per-row largest weight of connection ``c`` (float)."""
+    magnitude = target.weights.magnitude_max
+    for name, sig in plan.signals.items():
+        node = circuit.nodes.get(name)
+        if sig.roles != [ROLE_FORWARD] or not isinstance(node, GradedNeuron) or math.isfinite(node.clip):
+            continue
+        if node.activation == "softplus":
+            continue
+        slack = math.inf
+        for rail, _ in plan.rails[name]:
+            for conn in connections:
+                if conn.target != rail:
+                    continue
+                wr = (
+                    float(np.max(weight_ranges[conn.name], initial=0.0))
+                    * sig.scale
+                    / _source_scale(circuit, conn.source, plan.signals)
+                )
+                if wr <= 0:
+                    continue
+                e = max(math.ceil(math.log2(wr / magnitude)), target.weights.exp_min)
+                slack = min(slack, magnitude * 2.0**e / wr)
+        if not math.isfinite(slack) or slack < 1.0 + 1e-9:
+            continue
+        factor = min(slack, 2.0)
+        sig.aligned *= factor
+        for rail, _ in plan.rails[name]:
+            prog = plan.programs[rail]
+            if prog.y_scale is not None:
+                prog.y_scale = prog.y_scale * factor
+            plan.port_scales[(rail, "a")] *= factor
+
+
 def signal_reports(plan: GradedPlan) -> list[SignalReport]:
     """One report row per graded signal: range, scale, bits, roles."""
     rows = []
@@ -326,11 +387,31 @@ def signal_reports(plan: GradedPlan) -> list[SignalReport]:
                 roles=list(sig.roles),
                 range=sig.range,
                 scale=sig.scale,
-                payload_max=sig.payload_max,
-                bits=sig.bits,
+                payload_max=int(round(sig.payload_max * sig.aligned)),
+                bits=math.log2(sig.payload_max * sig.aligned + 1),
                 dropped_bits=sig.dropped_bits,
                 signed=sig.signed,
                 rails=[r for r, _ in plan.rails.get(name, [])] if sig.rails else [],
             )
         )
     return rows
+
+
+def int32_headroom(connections: Mapping[str, Any], payload_max: Mapping[str, int]) -> dict[tuple[str, str], float]:
+    """For every (population, port): ``2**31`` over the largest sum its connections can deliver when every
+    source sends its largest payload (``payload_max``; spikes 1) -- plastic weights at their 9-bit extreme.
+
+    The Dense sums and the port sum are int32 and wrap silently, so a headroom below 1 is refused by the
+    pipeline; a small headroom means that activities well above their declared ranges would wrap."""
+    bounds: dict[tuple[str, str], float] = {}
+    for conn in connections.values():
+        w = np.abs(conn.weights.astype(np.float64))
+        if conn.learning is not None:
+            w = np.full(w.shape, 256.0)
+        acc = w.sum(axis=1) * float(payload_max.get(conn.source, 1))
+        worst = float(acc.max(initial=0.0)) * 2.0 ** max(int(conn.weight_exp), 0)
+        if float(acc.max(initial=0.0)) >= 2.0**31:
+            bounds[(conn.target, conn.port)] = float("inf")
+        key = (conn.target, conn.port)
+        bounds[key] = bounds.get(key, 0.0) + worst * (1.0 if conn.weight_exp >= 0 else 2.0 ** int(conn.weight_exp))
+    return {k: (2.0**31 / v if v else float("inf")) for k, v in bounds.items()}

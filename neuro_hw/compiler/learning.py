@@ -177,6 +177,8 @@ def compile_learning(
             trace_scales[trace] = source_scale(source)
             binding[modulator].append((trace, sign))
     expressions = {t: bind_modulators(e, binding) for t, e in spec.rules.items()}
+    # traces whose value the engine reads from its overwritten registers, whenever in the epoch it reads them
+    end_traces = frozenset(third_factor) | frozenset(k for k, tr in spec.traces.items() if tr.activity)
     symbols = frozenset(s for e in expressions.values() for s in e.symbols)
     for trace in PRE_TRACES + POST_TRACES:
         tr = spec.traces[trace]
@@ -218,7 +220,7 @@ def compile_learning(
         scales = dict(trace_scales)
         for trace, imp in per_trace.items():
             scales[trace] = imp / spec.traces[trace].impulse
-        return {t: compile_expression(name, e, scales, s_w, fmt) for t, e in expressions.items()}
+        return {t: compile_expression(name, e, scales, s_w, fmt, end_traces) for t, e in expressions.items()}
 
     # One common impulse first: the default, or smaller when a coefficient would underflow the engine's
     # smallest scaling factor (smaller traces leave room for larger mantissas).

@@ -22,7 +22,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from neuro_hw.compiler.graded import GradedPlan, expand_rails, plan_graded, signal_reports, source_scale
+from neuro_hw.compiler.graded import (
+    GradedPlan,
+    align_forward_scales,
+    expand_rails,
+    int32_headroom,
+    plan_graded,
+    signal_reports,
+    source_scale,
+)
 from neuro_hw.compiler.graph import check_supported, resolve_wiring
 from neuro_hw.compiler.inputs import graded_input_ranges, input_programs
 from neuro_hw.compiler.learning import ModulatorUnderflow, compile_learning
@@ -32,7 +40,7 @@ from neuro_hw.compiler.program import ConnectionProgram, GradedProgram, Program
 from neuro_hw.compiler.report import Report, WeightStepReport
 from neuro_hw.compiler.target import Target, load_target
 from neuro_hw.compiler.weights import quantize_weights, synaptic_delays, weight_range
-from neuro_hw.errors import InputError, RuleError
+from neuro_hw.errors import InputError, RuleError, ValidationError
 from neuro_hw.ir.circuit import NEURON_TYPES, Circuit
 
 
@@ -44,21 +52,24 @@ def _compile_once(
     activity_ranges: dict[str, float],
     trace_impulse: int | None,
     dropped_bits: dict[str, int],
+    signal_levels: dict[str, int],
 ) -> Program:
     report = Report(target=target.name, dt=dt, circuit_hash=circuit.hash())
     check_supported(circuit, target.name)
     wiring = resolve_wiring(circuit, target.name, dt)
     report.notes += wiring.notes
     graded_ranges = graded_input_ranges(circuit, input_ranges, target, report)
-    plan = plan_graded(circuit, wiring, target, graded_ranges, activity_ranges, report)
+    plan = plan_graded(circuit, wiring, target, graded_ranges, activity_ranges, report, signal_levels)
     for name, k in dropped_bits.items():
         sig = plan.signals[name]
         old = sig.scale
         sig.payload_max, sig.dropped_bits = (sig.payload_max + 1) // 2**k - 1, k
         for rail, _ in plan.rails.get(name, []):
             _rescale(plan, rail, sig.scale / old)
-    inputs = input_programs(circuit, plan.signals)
     connections = expand_rails(wiring.connections, plan)
+    ranges_of = {c.name: weight_range(c, circuit.plasticity.get(c.plastic) if c.plastic else None) for c in connections}
+    align_forward_scales(circuit, plan, connections, ranges_of, target)
+    inputs = input_programs(circuit, plan.signals)
 
     def scale_of(source: str) -> float:
         return source_scale(circuit, source, plan)
@@ -119,6 +130,21 @@ def _compile_once(
             port=conn.port,
         )
     report.signals = signal_reports(plan)
+    payloads = {name: sig.payload_max for name, sig in plan.signals.items()}
+    for name, rails in plan.rails.items():
+        payloads.update({rail: plan.signals[name].payload_max for rail, _ in rails})
+    for (population, port), headroom in int32_headroom(program_conns, payloads).items():
+        if headroom < 1:
+            raise ValidationError(
+                f"the int32 sum into port {port!r} can overflow: at the declared ranges its connections can "
+                f"deliver {1 / headroom:.3g} x 2^31; lower the ranges or the payload bits (forward_bits)",
+                node=population,
+            )
+        if headroom < 4 and population in plan.programs:
+            report.notes.append(
+                f"{population}: int32 headroom of port {port} is only {headroom:.2g}x the largest sum at the declared "
+                "ranges; activities far beyond their ranges would wrap"
+            )
     program = Program(
         target=target.name,
         dt=dt,
@@ -162,12 +188,15 @@ def _compile(
     input_ranges: dict[str, float],
     activity_ranges: dict[str, float],
     trace_impulse: int | None,
+    signal_levels: dict[str, int],
 ) -> Program:
     """Compile, dropping payload bits of a modulator while its learning-rate coefficients underflow."""
     dropped: dict[str, int] = {}
     while True:
         try:
-            program = _compile_once(circuit, target, dt, input_ranges, activity_ranges, trace_impulse, dropped)
+            program = _compile_once(
+                circuit, target, dt, input_ranges, activity_ranges, trace_impulse, dropped, signal_levels
+            )
         except ModulatorUnderflow as err:
             k = dropped.get(err.signal, 0) + 1
             if k >= target.learning.trace_bits:
@@ -194,13 +223,15 @@ def compile_circuit(
     *,
     input_ranges: Mapping[str, float] | None = None,
     activity_ranges: Mapping[str, float] | None = None,
+    signal_levels: Mapping[str, int] | None = None,
     trace_impulse: int | None = None,
 ) -> Program:
     """Quantise ``circuit`` for ``target`` with step ``dt``; the returned Program carries its Report.
 
     ``input_ranges`` gives, per graded input (e.g. a third factor or a graded pre activity), the largest
     magnitude its float values take; ``activity_ranges`` the same for graded neurons without a clip; the
-    compiler maps each range onto the payload bits it gives the signal (:mod:`.graded`).  ``trace_impulse``
+    compiler maps each range onto the payload bits it gives the signal (:mod:`.graded`); ``signal_levels``
+    caps the payload levels of named graded signals (e.g. ``{"x": 16}``).  ``trace_impulse``
     sets the integer impulse of spike-driven traces (default: the target's ``default_impulse``; lower it when traces
     saturate at the circuit's firing rates, see the report notes).
     """
@@ -222,4 +253,12 @@ def compile_circuit(
             f"trace_impulse must be an integer in 1..{tgt.learning.trace_max}, got {trace_impulse!r}",
             field="trace_impulse",
         )
-    return _compile(circuit, tgt, float(dt), dict(input_ranges or {}), dict(activity_ranges or {}), trace_impulse)
+    return _compile(
+        circuit,
+        tgt,
+        float(dt),
+        dict(input_ranges or {}),
+        dict(activity_ranges or {}),
+        trace_impulse,
+        dict(signal_levels or {}),
+    )

@@ -10,7 +10,12 @@ while the float rule asks for ``Δw = c * F_1 ... F_n`` with ``f_i = s_i F_i``. 
 
     m * 2^e = c * s_w / (s_1 ... s_n) * 2^max(0, W - 15)
 
-(spike and decimation factors have scale 1; ``w``, ``t``, ``d`` factors have scale ``s_w``).  Offsets
+(spike and decimation factors have scale 1; ``w``, ``t``, ``d`` factors have scale ``s_w``).  A product
+gated by ``x0`` or ``y0`` whose traces are all read at the end of the epoch anyway (``end_traces``: an
+activity trace, third factors) may instead carry ``u0`` as its dependency and the spike as a 1-bit factor
+(``u0*x0*...``, the same value): the extra bit of width doubles the shift and so the coefficient, which is
+taken when it brings a coefficient closer (the smallest scaling factor ``2^exponent_min`` limits small
+learning rates).  Offsets
 ``(F + c0)`` become ``(f + round(c0 * s_f))`` with an 8-bit constant.  ``m`` is a 4-bit signed
 mantissa and ``e`` an exponent in the target's range; the relative error of every coefficient goes into
 the report, and a coefficient beyond the largest representable value is refused.
@@ -57,14 +62,31 @@ def _factor_code(f: Factor, trace_scales: dict[str, float], s_w: float, fmt: Lea
     return f"sgn({inner})" if f.sgn else f"({inner})"
 
 
+def _encode(
+    coefficient: float, others: list[Factor], trace_scales: dict[str, float], s_w: float, fmt: LearningFormat
+) -> tuple[float, int, int]:
+    """``(needed, m, e)`` for a product with non-dependency factors ``others`` (module doc)."""
+    width = MANTISSA_WIDTH + sum(fmt.factor_widths[f.symbol] for f in others)
+    shift = max(0, width - fmt.accumulator_bits)
+    scale = s_w
+    for f in others:
+        scale /= factor_scale(f.symbol, trace_scales, s_w)
+    needed = coefficient * scale * 2.0**shift
+    m, e = mantissa_exponent(needed, fmt.mantissa_min, fmt.mantissa_max, fmt.exponent_min, fmt.exponent_max)
+    return needed, m, e
+
+
 def compile_expression(
     synapse: str,
     expr: Expression,
     trace_scales: dict[str, float],
     s_w: float,
     fmt: LearningFormat,
+    end_traces: frozenset[str] = frozenset(),
 ) -> tuple[str, RuleReport]:
-    """Microcode string (Lava syntax) for ``expr`` and its report; raises :class:`RuleError` if impossible."""
+    """Microcode string (Lava syntax) for ``expr`` and its report; raises :class:`RuleError` if impossible.
+
+    ``end_traces``: traces whose value does not depend on when the epoch reads them (module doc)."""
     where = f"rule {expr.target} of '{synapse}'"
     if len(expr.terms) > fmt.max_terms:
         raise RuleError(f"{where} has {len(expr.terms)} product terms; the engine takes at most {fmt.max_terms}")
@@ -84,18 +106,21 @@ def compile_expression(
         dep_factor = next((f for f in others if f.symbol == dependency), None)
         if dep_factor is not None:
             others.remove(dep_factor)
-        width = MANTISSA_WIDTH + sum(fmt.factor_widths[f.symbol] for f in others)
-        shift = max(0, width - fmt.accumulator_bits)
-        scale = s_w
-        for f in others:
-            scale /= factor_scale(f.symbol, trace_scales, s_w)
-        needed = term.coefficient * scale * 2.0**shift
         try:
-            m, e = mantissa_exponent(needed, fmt.mantissa_min, fmt.mantissa_max, fmt.exponent_min, fmt.exponent_max)
+            needed, m, e = _encode(term.coefficient, others, trace_scales, s_w, fmt)
         except OverflowError as err:
-            raise RuleError(
-                f"{where}: coefficient {term.coefficient:g} of '{term}' needs {needed:.6g} in engine units; {err}"
-            ) from None
+            raise RuleError(f"{where}: coefficient {term.coefficient:g} of '{term}': {err}") from None
+        timeless = all(f.symbol not in TRACES or f.symbol in end_traces for f in others)
+        if dependency in SPIKES and timeless and not decimations:
+            # u0 as the dependency and the spike as a 1-bit factor: the same product, twice the coefficient
+            try:
+                alt = _encode(term.coefficient, [Factor(dependency)] + others, trace_scales, s_w, fmt)
+            except OverflowError:
+                alt = None
+            if alt is not None and relative_error(alt[0], alt[1] * 2.0 ** alt[2]) < relative_error(needed, m * 2.0**e):
+                needed, m, e = alt
+                others = [Factor(dependency)] + others
+                dependency = "u0"
         represented = m * 2.0**e
         report.coefficients.append(
             CoefficientReport(
