@@ -17,7 +17,8 @@ Products are split at top-level ``+``/``-``.  Within a product:
 * **every** literal is folded into one scaling factor ``m * 2^e`` (``2^b`` is mantissa ``int(2/2) = 1``,
   exponent ``b``); a bracketed literal ``(-3)`` counts with its sign;
 * the first dependency (``x0``, ``y0``, ``u<k>``) is the product's dependency; later ``x0``/``y0`` become
-  1-bit factors (a later ``u<k>`` is dropped);
+  1-bit factors; a later ``u<k>`` is dropped after a ``u`` dependency and refused after ``x0``/``y0`` (Lava
+  raises);
 * ``(v)``, ``(v+c)``, ``(c+v)``, ``(-v+c)`` are factors ``v + c`` (``(-v+c)`` negates the mantissa and
   ``c``; a lone ``(-v)`` keeps ``v`` -- Lava drops that sign); ``sgn(v+c)`` (only ``w``, ``d``, ``t``)
   is ``sign(v + c)``.  ``c`` is ``a`` or ``a*2^b`` (a float when ``b < 0``);
@@ -191,6 +192,9 @@ def _product(symbols: list[_Sym], rule: str) -> Product:
         elif sym.kind == "uk":
             if dependency is None:
                 dependency = "u"
+            elif dependency != "u":
+                # Lava's Product refuses a decimate exponent with an x0/y0 dependency (product_series.py:L335)
+                raise RuleError(f"a u<k> after the dependency {dependency!r} in {rule!r} (Lava raises ValueError)")
         elif sym.kind == "dep":
             if dependency is None:
                 dependency = sym.text

@@ -52,11 +52,15 @@ class SignalRanges:
     input: float = 1.0
     input_levels: int | None = 16
 
-    def compile_options(self) -> dict:
-        """``input_ranges``, ``activity_ranges`` and ``signal_levels`` for :func:`neuro_hw.compile`."""
+    def compile_options(self, rule: str = "fa") -> dict:
+        """``input_ranges``, ``activity_ranges`` and ``signal_levels`` for :func:`neuro_hw.compile` (the delta
+        rule's circuit has no ``delta`` node)."""
+        activity = {"o": self.output, "err": self.error}
+        if rule == "fa":
+            activity["delta"] = self.delta
         return {
             "input_ranges": {"x": self.input},
-            "activity_ranges": {"o": self.output, "err": self.error, "delta": self.delta},
+            "activity_ranges": activity,
             "signal_levels": {} if self.input_levels is None else {"x": self.input_levels},
         }
 
@@ -204,13 +208,13 @@ def train_circuit(
         out = result.states["o.y"][0]
         weights = {k: result.weights[f"{k}.w"][0] for k in ("w1", "w2") if f"{k}.w" in result.weights}
     else:
-        program = neuro_hw.compile(circuit, target=target, dt=schedule_dt(circuit), **ranges.compile_options())
+        program = neuro_hw.compile(circuit, target=target, dt=schedule_dt(circuit), **ranges.compile_options(rule))
         result = neuro_hw.run(program, stim, steps, backend=backend, seed=seed, weights_every=every)
         out = graded_values(program, result, "o")[0]
         weights = {k: result.in_float_units(f"{k}.w")[0] for k in ("w1", "w2") if f"{k}.w" in result.weights}
     seconds = time.perf_counter() - start
     w2_epochs = weights["w2"][1:]
-    w1_epochs = weights["w1"][1:] if "w1" in weights else np.broadcast_to(w1, (epochs,) + w1.shape).copy()
+    w1_epochs = weights["w1"][1:] if rule == "fa" else np.broadcast_to(w1, (epochs,) + w1.shape).copy()
     test_acc = np.asarray(
         [float(accuracy(params, a, b_, split.x_test, split.y_test)) for a, b_ in zip(w1_epochs, w2_epochs, strict=True)]
     )

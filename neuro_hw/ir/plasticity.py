@@ -273,4 +273,9 @@ class Plasticity:
 
     def __str__(self) -> str:
         rules = "; ".join(str(e) for e in self.rules.values())
-        return f"Plasticity({self.pre} -> {self.post}: {rules}; t_epoch={self.t_epoch})"
+        extra = ""
+        if self.pre_activity:
+            extra += "; x1 = pre activity"
+        if self.third_factor:
+            extra += "; " + ", ".join(f"{k} = {v}" for k, v in self.third_factor.items())
+        return f"Plasticity({self.pre} -> {self.post}: {rules}{extra}; t_epoch={self.t_epoch})"
