@@ -304,9 +304,12 @@ def plan_graded(
 
 
 def _source_scale(circuit: Circuit, source: str, signals: Mapping[str, Signal]) -> float:
-    """Payload integers per float unit of what ``source`` sends (spikes: 1)."""
+    """Payload integers per float unit of what ``source`` sends (spikes: 1); a rail ``e+``/``e-`` sends on
+    the scale of its signal ``e``."""
     if source in signals:
         return signals[source].scale
+    if source not in circuit.nodes and source[-1:] in "+-" and source[:-1] in signals:
+        return signals[source[:-1]].scale
     return 1.0
 
 
