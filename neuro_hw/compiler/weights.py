@@ -90,6 +90,13 @@ def quantize_weights(
     )
     if q.saturated:
         report.notes.append(f"{conn.name}: {q.saturated} weights saturated at the {sign_mode} 8-bit range")
+    lost = int(np.count_nonzero((conn.weight != 0) & (W_int == 0)))
+    if lost and exp == wf.exp_min:
+        report.notes.append(
+            f"{conn.name}: {lost} of {int(np.count_nonzero(conn.weight))} nonzero weights round to 0 even at the "
+            f"smallest weight exponent 2^{wf.exp_min} (the source's scale is too fine for the target's: fewer "
+            "payload levels for the source, e.g. signal_levels=, or a larger range for the target)"
+        )
     return W_int, exp, sign_mode, w_scale
 
 

@@ -201,7 +201,12 @@ class ProductNeuron(nir.NIRNode):
             self.gate_inputs = (self.gate_inputs,)
         self.gate_inputs = tuple(str(s) for s in self.gate_inputs)
         if not self.gate_inputs:
-            raise ValidationError("a ProductNeuron needs gate_inputs (the predecessors feeding port b)", field="gate")
+            raise ValidationError(
+                "a ProductNeuron needs gate_inputs (the predecessors feeding port b)", field="gate_inputs"
+            )
+        twice = sorted({s for s in self.gate_inputs if self.gate_inputs.count(s) > 1})
+        if twice:
+            raise ValidationError(f"gate_inputs lists {twice} more than once", field="gate_inputs")
         if self.gate not in GATES:
             raise ValidationError(f"unknown gate {self.gate!r}; choose one of {', '.join(GATES)}", field="gate")
         self.gate_clip = _positive(self.gate_clip, "gate_clip", allow_inf=True)

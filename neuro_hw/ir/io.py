@@ -36,7 +36,7 @@ from nir.serialization import hdf2dict
 
 from neuro_hw.errors import CircuitFileError, NeuroHWError, UnsupportedNodeError, ValidationError
 from neuro_hw.ir.circuit import Circuit
-from neuro_hw.ir.graded import from_extension
+from neuro_hw.ir.graded import GRADED_TYPES, from_extension
 from neuro_hw.ir.plasticity import Plasticity
 
 EXTENSION_GROUP = "neuro_hw"
@@ -217,6 +217,16 @@ def _restore_graded(graph: nir.NIRGraph, graded: dict, file: str) -> None:
                 field="shape",
             )
         graph.nodes[name] = node
+    for name, node in graph.nodes.items():
+        kind = (node.metadata or {}).get("neuro_hw") if isinstance(node, nir.Scale) else None
+        if kind in GRADED_TYPES and name not in graded:
+            raise CircuitFileError(
+                f"the graph holds the Scale stand-in of a {kind} but the extension has no entry for it (the graded "
+                "node is lost; was the file re-written by a tool that drops the '/neuro_hw' group?)",
+                file=file,
+                node=name,
+                field="nodes",
+            )
 
 
 def load(path: str | os.PathLike) -> Circuit:

@@ -171,8 +171,12 @@ class Plasticity:
                                     field="traces")  # fmt: skip
                 trace_objs[name] = Trace(activity=True)
             elif isinstance(spec, Mapping):
+                activity = spec.get("activity", False)
+                if not isinstance(activity, bool):
+                    raise RuleError(f"trace {name}: 'activity' must be true or false, got {activity!r}",
+                                    field="traces")  # fmt: skip
                 trace_objs[name] = Trace(
-                    float(spec.get("impulse", DEFAULT_IMPULSE)), float(spec.get("tau", DEFAULT_TAU))
+                    float(spec.get("impulse", DEFAULT_IMPULSE)), float(spec.get("tau", DEFAULT_TAU)), activity
                 )
             else:
                 impulse, tau = spec

@@ -73,7 +73,7 @@ def _backend_of(item: pytest.Item) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         backend = _backend_of(item)
-        if "hardware" in item.keywords:
+        if item.get_closest_marker("hardware") is not None:
             item.add_marker(pytest.mark.skip(reason=f"needs a Loihi 2 board: {backend_unavailable('lava-hw')}"))
             continue
         if backend is None:
@@ -81,7 +81,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         why = backend_unavailable(backend)
         if why:
             item.add_marker(pytest.mark.skip(reason=f"--target={backend} cannot run here: {why}"))
-        elif "fixed_point" in item.keywords and not BACKENDS[backend].fixed_point:
+        elif item.get_closest_marker("fixed_point") is not None and not BACKENDS[backend].fixed_point:
             item.add_marker(pytest.mark.skip(reason="fixed-point only; run with --target=emulator or lava"))
 
 
