@@ -53,26 +53,32 @@ def clip_weights(weights: np.ndarray, sign_mode: str, num_bits: int = 8) -> np.n
     return w.astype(np.int32)
 
 
-def truncate_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
-    """Lava's ``truncate_weights``: drop ``8 - num_weight_bits + (MIXED)`` LSBs (floor; INH mirrored)."""
+def truncate_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int, format_bits: int = 8) -> np.ndarray:
+    """Lava's ``truncate_weights``: drop ``8 - num_weight_bits + (MIXED)`` LSBs (floor; INH mirrored); an engine
+    variant with ``format_bits``-bit weights drops ``format_bits - num_weight_bits + (MIXED)``."""
     w = np.asarray(weights).astype(np.int32)
     if sign_mode == "inhibitory":
         w = -w
-    nt = 8 - int(num_weight_bits) + int(sign_mode == "mixed")
+    nt = max(0, int(format_bits) - int(num_weight_bits)) + int(sign_mode == "mixed")
     w = (w >> nt) << nt
     if sign_mode == "inhibitory":
         w = -w
     return w.astype(np.int32)
 
 
-def dense_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
-    """Effective weights of a static Dense / DelayDense: clip to 8(+sign) bits, then LSB truncation."""
-    return truncate_weights(clip_weights(weights, sign_mode, 8), sign_mode, num_weight_bits)
+def dense_effective_weights(
+    weights: np.ndarray, sign_mode: str, num_weight_bits: int, format_bits: int = 8
+) -> np.ndarray:
+    """Effective weights of a static Dense / DelayDense: clip to 8(+sign) bits (``format_bits`` in a variant),
+    then LSB truncation."""
+    return truncate_weights(clip_weights(weights, sign_mode, format_bits), sign_mode, num_weight_bits, format_bits)
 
 
-def learning_effective_weights(weights: np.ndarray, sign_mode: str, num_weight_bits: int) -> np.ndarray:
+def learning_effective_weights(
+    weights: np.ndarray, sign_mode: str, num_weight_bits: int, format_bits: int = 8
+) -> np.ndarray:
     """Effective initial weights of a LearningDense: LSB truncation only (no clip)."""
-    return truncate_weights(weights, sign_mode, num_weight_bits)
+    return truncate_weights(weights, sign_mode, num_weight_bits, format_bits)
 
 
 @njit_inline

@@ -127,14 +127,18 @@ class EmulatorRun:
         self.static_w: dict[str, np.ndarray] = {}
         self.engines: dict[str, LearningEngine] = {}
         for index, (name, conn) in enumerate((n, c) for n, c in program.connections.items() if c.learning is not None):
-            w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
-            eng = LearningEngine(name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full)
+            bits = program.engine.weight_bits
+            w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits, bits)
+            eng = LearningEngine(
+                name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full,
+                engine=program.engine,
+            )  # fmt: skip
             self.engines[name] = eng
         for name, conn in program.connections.items():
             if conn.learning is not None:
                 self.conns[name] = self.engines[name]
                 continue
-            w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits)
+            w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits, program.engine.weight_bits)
             self.static_w[name] = w
             self.conns[name] = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
         self.kernel = StepKernel(program, self.pops, self.conns, self.full)

@@ -79,24 +79,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from neuro_hw.compiler.program import LEARNING_TRACES, LearningProgram, learning_rng_seed
+from neuro_hw.compiler.program import LEARNING_TRACES, EngineFormat, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
 from .intmath import njit_inline
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
 from .rule_kernel import rule_function_source
 
-#: 7-bit traces.
-TRACE_MAX = 2**7 - 1
 #: Impulse fractional bits (W_TRACE_FRACTIONAL_PART).
 IMPULSE_FRAC_BITS = 8
 #: ``acc = var << 7`` (W_ACCUMULATOR_S - W_SYN_VAR_S = 16 - 9).
 ACC_SHIFT = 7
 #: Lava's 3-factor rule sets all y taus to uint16 max (and y impulses to 0).
 TAU_3F = 65535
-#: Final clip ranges of tag_2 ("d") and tag_1 ("t").
-VAR_RANGE = {"d": (0, 255), "t": (-257, 255)}
-WEIGHT_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
 
 X_TRACES = ("x1", "x2")
 Y_TRACES = ("y1", "y2", "y3")
@@ -138,6 +133,7 @@ def spike_times(
     epoch_post: np.ndarray,
     n_epoch: np.ndarray,
     x_multi_from: int,
+    trace_max: float,
 ) -> None:
     """Spiking-phase bookkeeping of one trial: multi-spike impulses (x: random 0; y: ``r_y``), then ``t = k``.
 
@@ -153,7 +149,7 @@ def spike_times(
         if tx[j] > 0:
             for f in range(x_multi_from, x_multi_add.size):
                 pos = f * n_pre + j
-                z[pos] = min(z[pos] + x_multi_add[f], TRACE_MAX)
+                z[pos] = min(z[pos] + x_multi_add[f], trace_max)
         else:
             epoch_pre[n_epoch[0]] = j
             n_epoch[0] += 1
@@ -165,7 +161,7 @@ def spike_times(
                 for f in range(y_int.size):
                     pos = lx + f * n_post + i
                     add = y_int[f] + (1.0 if r_y < y_frac[f] else 0.0)
-                    z[pos] = min(z[pos] + add, TRACE_MAX)
+                    z[pos] = min(z[pos] + add, trace_max)
         else:
             epoch_post[n_epoch[1]] = i
             n_epoch[1] += 1
@@ -198,6 +194,7 @@ def trace_history(
     r_imp_y: int,
     hist: np.ndarray,
     keep_y: bool,
+    trace_max: float,
 ) -> None:
     """The epoch's trace history of one trial, ``hist`` ``(t_epoch + 1, len(z))``: ``hist[0] = z``;
     ``hist[s] = floor(f) + (r < f mod 1)``, ``f = decay * hist[s-1]``, plus the impulse ``imp_int + (r_imp
@@ -224,7 +221,7 @@ def trace_history(
                 f = hist[prev, pos] * decay[pos]
                 h = np.floor(f)
                 h += 1.0 if f - h > rd else 0.0
-                kicked = min(h + (imp_int[pos] + (1.0 if ri < imp_frac[pos] else 0.0)), TRACE_MAX)
+                kicked = min(h + (imp_int[pos] + (1.0 if ri < imp_frac[pos] else 0.0)), trace_max)
                 hist[cur, pos] = kicked if times[idx] == s else h  # the impulse where the spike time is s
         if q < n_x or not keep_y:
             last = np.uint64(te)
@@ -267,6 +264,9 @@ class LearningEngine:
         Number of steps that will be run (to pre-draw the random streams).
     keep_traces:
         Keep every trace that may be nonzero (for recording) rather than only those the rules read.
+    engine:
+        The engine's number formats (Loihi 2's by default; a variant changes the trace and weight widths and
+        the rounding of weight changes, see :class:`~neuro_hw.compiler.program.EngineFormat`).
     """
 
     def __init__(
@@ -279,8 +279,11 @@ class LearningEngine:
         index: int,
         steps: int,
         keep_traces: bool = True,
+        engine: EngineFormat | None = None,
     ) -> None:
         self.name = name
+        self.engine = engine = engine or EngineFormat()
+        self.trace_max = float(engine.trace_max)
         self.sign_mode = sign_mode
         batch = len(seeds)
         self.batch = batch
@@ -293,7 +296,11 @@ class LearningEngine:
         rules = {k: v for k, v in learning.rules.items() if v is not None and str(v).strip() != ""}
         try:
             self.decimation = decimation_exponent(rules)
-            parsed = {tgt: parse_microcode(rules[tgt]) for tgt in TARGET_ORDER if tgt in rules}
+            parsed = {
+                tgt: parse_microcode(rules[tgt], engine.trace_bits, engine.weight_bits)
+                for tgt in TARGET_ORDER
+                if tgt in rules
+            }
         except RuleError as err:
             raise ValidationError(f"learning rule: {err.reason}", node=name, field="learning.rules") from None
         products = [p for ps in parsed.values() for p in ps]
@@ -369,14 +376,15 @@ class LearningEngine:
             f"apply_rules_{index}",
             parsed,
             trace_offset,
-            ranges={"w": WEIGHT_RANGE[sign_mode], **VAR_RANGE},
+            ranges={"w": engine.weight_range(sign_mode), **engine.tag_ranges},
             saturation={"w": _SATURATION[("w", sign_mode)], "d": _SATURATION[("d", None)], "t": 0},
             stored={"t": self.tt.size > 0, "d": self.dt.size > 0},
+            accumulator_bits=engine.accumulator_bits,
         )
-        lo, hi = WEIGHT_RANGE[sign_mode]
+        lo, hi = engine.weight_range(sign_mode)
         # per trial: all values fixed points of the update pipeline? (else the next epoch visits every
         # synapse); a tag_1 below -256 was written (every epoch visits every synapse)
-        normalized = not (w0.size and (w0.min() < max(lo, -256) or w0.max() > hi))
+        normalized = not (w0.size and (w0.min() < max(lo, -(2**engine.weight_bits)) or w0.max() > hi))
         self.normalized = np.full(batch, normalized)
         self.tag1_at_min = np.zeros(batch, dtype=bool)
         self.decimation_exp = -1 if self.decimation is None else int(self.decimation)
@@ -417,8 +425,11 @@ class LearningEngine:
         if epochs > self.round_add.size:
             extra = max(epochs - self.round_add.size, self.round_add.size)
             conn_random = self._conn_stream.random(extra)
-            # stochastic rounding of the accumulator: (acc + 127 - floor(128 r)) >> 7  (see .rule_kernel)
+            # stochastic rounding of the accumulator: (acc + 127 - floor(128 r)) >> 7  (see .rule_kernel);
+            # a "nearest" variant adds 64 (round half up); the stream is drawn either way (same positions)
             add = (2**ACC_SHIFT - 1 - np.floor(conn_random * 2**ACC_SHIFT)).astype(np.int64)
+            if self.engine.rounding == "nearest":
+                add[:] = 2 ** (ACC_SHIFT - 1)
             self.round_add = np.concatenate([self.round_add, add])
 
     # ------------------------------------------------------------------------------------------------

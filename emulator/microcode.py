@@ -37,12 +37,21 @@ from dataclasses import dataclass
 from neuro_hw.errors import RuleError
 
 #: Factor widths (``constants.py`` ``FACTOR_TO_WIDTH_DICT``): spikes 1 bit, traces 7 bit (W_TRACE),
-#: weight / tag_2 / tag_1 9 bit signed, constant 8 bit.
+#: weight / tag_2 / tag_1 9 bit signed, constant 8 bit.  An engine variant (:func:`factor_widths`) changes the
+#: traces' and the synaptic variables' widths.
 FACTOR_WIDTH = {"x0": 1, "y0": 1, "x1": 7, "x2": 7, "y1": 7, "y2": 7, "y3": 7, "w": 9, "d": 9, "t": 9, "C": 8}
 #: Width of the scaling-factor mantissa (W_S_MANT).
 W_S_MANT = 4
 #: Unsigned accumulator width (W_ACCUMULATOR_U); products wider than this are shifted down first.
 W_ACCUMULATOR_U = 15
+
+
+def factor_widths(trace_bits: int = 7, weight_bits: int = 8) -> dict[str, int]:
+    """Factor widths of an engine with ``trace_bits`` traces and ``weight_bits``-bit weights (Lava: 7, 8)."""
+    t, w = trace_bits, weight_bits + 1
+    return {"x0": 1, "y0": 1, "x1": t, "x2": t, "y1": t, "y2": t, "y3": t, "w": w, "d": w, "t": w, "C": 8}
+
+
 #: Rule targets in the order Lava applies them (the dict order of ``_validate_learning_rule_strings``).
 TARGET_ORDER = ("dw", "dd", "dt")
 #: Synaptic variable each target writes (``string_symbols.SYNAPTIC_VARIABLE_VAR_MAPPING``).
@@ -64,10 +73,11 @@ class Factor:
     var: str
     const: int | float | None = None
     sgn: bool = False
+    width: int = 0
 
-    @property
-    def width(self) -> int:
-        return FACTOR_WIDTH[self.var]
+    def __post_init__(self) -> None:
+        if not self.width:
+            object.__setattr__(self, "width", FACTOR_WIDTH[self.var])
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class Product:
     mantissa: int
     s_exp: int
     factors: tuple[Factor, ...]
+    accumulator_bits: int = W_ACCUMULATOR_U
 
     @property
     def width_sum(self) -> int:
@@ -86,7 +97,7 @@ class Product:
 
     @property
     def shift(self) -> int:
-        return max(0, self.width_sum - W_ACCUMULATOR_U)
+        return max(0, self.width_sum - self.accumulator_bits)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,8 +272,10 @@ def _product(symbols: list[_Sym], rule: str) -> Product:
     return Product(dependency, int(m), int(e + 7), tuple(factors))
 
 
-def parse_microcode(rule: str) -> tuple[Product, ...]:
-    """Parse one Lava rule string into its products (see module doc for the exact semantics).
+def parse_microcode(rule: str, trace_bits: int = 7, weight_bits: int = 8) -> tuple[Product, ...]:
+    """Parse one Lava rule string into its products (see module doc for the exact semantics); an engine
+    variant with other trace or weight widths changes the factor widths and the accumulator width
+    (``weight_bits + 7``) that set each product's shift.
 
     Raises
     ------
@@ -287,7 +300,20 @@ def parse_microcode(rule: str) -> tuple[Product, ...]:
         else:
             current.append(sym)
     groups.append(current)
-    return tuple(_product(g, rule) for g in groups)
+    products = tuple(_product(g, rule) for g in groups)
+    if (trace_bits, weight_bits) == (7, 8):
+        return products
+    widths = factor_widths(trace_bits, weight_bits)
+    return tuple(
+        Product(
+            p.dependency,
+            p.mantissa,
+            p.s_exp,
+            tuple(Factor(f.var, f.const, f.sgn, widths[f.var]) for f in p.factors),
+            weight_bits + 7,
+        )  # fmt: skip
+        for p in products
+    )
 
 
 def decimation_exponent(rules: dict[str, str]) -> int | None:

@@ -145,17 +145,21 @@ def rule_function_source(
     ranges: Mapping[str, tuple[int, int]],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
+    accumulator_bits: int = 15,
 ) -> str:
     """Python source of the numba function ``name`` that applies the given products (see module doc).
 
     ``trace_offset``: bank offset of each live trace as an expression of ``n_pre``, ``n_post`` (missing =
     always 0); ``ranges``/``saturation``: per
     variable ``w``/``d``/``t`` the final clip and the sign saturation (0 none, 1 max(0, .), 2 min(0, .));
-    ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0).
+    ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0);
+    ``accumulator_bits``: the accumulator's bounds ``[-2**a - 1, 2**a - 1]`` (Lava: 15; an engine variant with
+    ``b``-bit weights has ``b + 7``).
     """
     has_x0 = any(p.dependency == "x0" for ps in parsed.values() for p in ps)
     has_y0 = any(p.dependency == "y0" for ps in parsed.values() for p in ps)
-    args = (parsed, trace_offset, ranges, saturation, stored)
+    bounds = (-(2**accumulator_bits) - 1, 2**accumulator_bits - 1, ranges["t"][0] + 1)
+    args = (parsed, trace_offset, ranges, saturation, stored, bounds)
     changed = {TARGET_VARIABLE[t] for t in parsed}
     stored_vars = [v for v in ("w", "d", "t") if v in changed and (v == "w" or stored[v])]
     variants = {
@@ -193,6 +197,7 @@ def _update_lines(
     ranges: Mapping[str, tuple[int, int]],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
+    bounds: tuple[int, int, int] = (ACC_MIN, ACC_MAX, TAG1_FIXED_MIN),
     source: Mapping[str, str] = _STORE,
     dest: Mapping[str, str] = _STORE,
     flag_mask: str | None = None,
@@ -201,7 +206,9 @@ def _update_lines(
     literal value in this loop (a product with a known 0 dependency reduces to its accumulator clip).
 
     ``source``/``dest``: where the old ``w``, ``t``, ``d`` are read and the new ones written;
-    ``flag_mask``: a condition the "tag_1 below -256" flag is also subject to."""
+    ``flag_mask``: a condition the "tag_1 below -256" flag is also subject to; ``bounds``: the accumulator's
+    lower and upper bound and the smallest tag_1 that is a fixed point (Lava: -32769, 32767, -256)."""
+    acc_min, acc_max, tag1_fixed_min = bounds
     out = [
         f"x0 = {known['x0']}" if "x0" in known else "x0 = 1 if t_pre > 0 else 0",
         f"y0 = {known['y0']}" if "y0" in known else "y0 = 1 if t_post > 0 else 0",
@@ -229,9 +236,9 @@ def _update_lines(
                     out.append(f"{pad}c = wrap32(c * {_factor_source(f, p.dependency, trace_offset)})")
                 if p.shift:
                     out.append(f"{pad}c = wrap32((c >> {p.shift}) << {p.s_exp})")
-                out.append(f"{pad}c = clip(c, {ACC_MIN}, {ACC_MAX})")
+                out.append(f"{pad}c = clip(c, {acc_min}, {acc_max})")
                 out.append(f"{pad}acc = {'wrap32(acc + c)' if wrap else 'acc + c'}")
-            out.append(f"acc = clip(acc, {ACC_MIN}, {ACC_MAX})")
+            out.append(f"acc = clip(acc, {acc_min}, {acc_max})")
         if saturation[var] == 1:
             out.append("acc = max(acc, 0)")
         elif saturation[var] == 2:
@@ -245,6 +252,6 @@ def _update_lines(
         out.append(f"{dest['d']} = new_d")
     if "t" in changed and stored["t"]:
         out.append(f"{dest['t']} = new_t")
-        low = f"new_t < {TAG1_FIXED_MIN}"
+        low = f"new_t < {tag1_fixed_min}"
         out.append(f"low_tag1 |= {low} and {flag_mask}" if flag_mask else f"low_tag1 |= {low}")
     return out

@@ -276,7 +276,7 @@ class StepKernel:
                 f"spike_times(e{e}_tx_b, e{e}_ty_b, {act}, {tgt_act}, (t - 1) % e{e}_te + 1, e{e}_z_b, e{e}_npre, "
                 f"e{e}_npost, e{e}_lx, e{e}_xma, e{e}_yint, e{e}_yfrac, e{e}_rimp[2 * t - 1, e{e}_stream_b, 1], "
                 f"{conn.ky > 0 and not conn.three_factor}, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b, "
-                f"{conn.x_multi_from})",
+                f"{conn.x_multi_from}, {conn.trace_max!r})",
             ]
             if conn.pre_activity:  # graded pre activity overwrites x1 (GradedSpikeCfg.OVERWRITE)
                 body.append(f"overwrite_x1(e{e}_z_b, {src}, row, {act})")
@@ -314,7 +314,7 @@ class StepKernel:
                 f"    trace_history(e{e}_z_b, e{e}_tx_b, e{e}_ty_b, e{e}_lx, e{e}_npre, e{e}_npost, e{e}_decay, "
                 f"e{e}_imp_int, e{e}_imp_frac, e{e}_rdecay[2 * t, e{e}_stream_b, 0], "
                 f"e{e}_rdecay[2 * t, e{e}_stream_b, 1], e{e}_rimp[2 * t, e{e}_stream_b, 0], "
-                f"e{e}_rimp[2 * t, e{e}_stream_b, 1], e{e}_hist, {bool(eng.three_factor)})",
+                f"e{e}_rimp[2 * t, e{e}_stream_b, 1], e{e}_hist, {bool(eng.three_factor)}, {eng.trace_max!r})",
                 f"    whole = not e{e}_norm_b or e{e}_t1min_b or u == 1",
                 f"    low = apply_rules_{e}(e{e}_w_b, e{e}_t_b, e{e}_d_b, e{e}_tx_b, e{e}_ty_b, u, whole, "
                 f"e{e}_hist, e{e}_round[t // e{e}_te], e{e}_scratch, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b)",

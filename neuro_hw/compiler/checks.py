@@ -67,8 +67,10 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
             node=name,
             field="weights",
         )
-    if not 1 <= int(conn.num_weight_bits) <= 8:
-        raise ValidationError("num_weight_bits must be 1..8", node=name, field="num_weight_bits")
+    if not 1 <= int(conn.num_weight_bits) <= program.engine.weight_bits:
+        raise ValidationError(
+            f"num_weight_bits must be 1..{program.engine.weight_bits}", node=name, field="num_weight_bits"
+        )
     if program.is_graded_source(conn.source) and conn.num_message_bits <= 0:
         raise ValidationError(
             f"source {conn.source!r} sends graded payloads but num_message_bits is {conn.num_message_bits}; "

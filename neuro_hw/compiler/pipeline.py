@@ -36,7 +36,7 @@ from neuro_hw.compiler.inputs import graded_input_ranges, input_programs
 from neuro_hw.compiler.learning import ModulatorUnderflow, compile_learning
 from neuro_hw.compiler.neurons import neuron_model, neuron_program, threshold_integer, voltage_scale
 from neuro_hw.compiler.placement import place
-from neuro_hw.compiler.program import ConnectionProgram, GradedProgram, Program
+from neuro_hw.compiler.program import ConnectionProgram, EngineFormat, GradedProgram, Program
 from neuro_hw.compiler.report import Report, WeightStepReport
 from neuro_hw.compiler.target import Target, load_target
 from neuro_hw.compiler.weights import quantize_weights, synaptic_delays, weight_range
@@ -157,6 +157,7 @@ def _compile_once(
             "outputs": {o: circuit.predecessors(o) for o in circuit.output_names},
             "rails": {k: [list(r) for r in v] for k, v in plan.rails.items()},
         },
+        engine=EngineFormat(target.weights.bits, target.learning.trace_bits, target.learning.rounding),
     )
     report.resources = place(program, target)
     return program

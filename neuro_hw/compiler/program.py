@@ -86,6 +86,46 @@ class NeuronProgram:
             self.shape = (self.n,)
 
 
+@dataclass(frozen=True)
+class EngineFormat:
+    """The number formats of the fixed-point engine a Program was compiled for.
+
+    ``weight_bits``: magnitude bits of the weights (Loihi 2: 8): static weights lie in ``[-2**b, 2**b - 1]``
+    (mixed sign) and the learning engine keeps learned weights, tag_1 and tag_2 in ``b + 1``-bit signed
+    ranges, its accumulator in ``b + 7`` bits (units of 2^-7 of an LSB); ``trace_bits``: the traces (7);
+    ``rounding``: how a weight change is rounded to whole LSBs -- ``"stochastic"`` (Loihi 2, one random
+    number per epoch) or ``"nearest"``.  Lava 0.10 implements only the default; the emulator runs any.
+    """
+
+    weight_bits: int = 8
+    trace_bits: int = 7
+    rounding: str = "stochastic"
+
+    @property
+    def is_lava(self) -> bool:
+        return self == EngineFormat()
+
+    @property
+    def trace_max(self) -> int:
+        return 2**self.trace_bits - 1
+
+    @property
+    def accumulator_bits(self) -> int:
+        return self.weight_bits + 7
+
+    def weight_range(self, sign_mode: str) -> tuple[int, int]:
+        """Range of learned weights: mixed ``[-2**b, 2**b - 1]``, excitatory ``[0, 2**b - 1]``, inhibitory
+        ``[-(2**b - 1), 0]`` (Lava's ``clip_weights`` for ``b = 8``)."""
+        top = 2**self.weight_bits
+        return {"mixed": (-top, top - 1), "excitatory": (0, top - 1), "inhibitory": (-(top - 1), 0)}[sign_mode]
+
+    @property
+    def tag_ranges(self) -> dict[str, tuple[int, int]]:
+        """Final clip of tag_2 (``d``) and tag_1 (``t``): Lava's ``[0, 255]`` and ``[-257, 255]`` for ``b = 8``."""
+        top = 2**self.weight_bits
+        return {"d": (0, top - 1), "t": (-top - 1, top - 1)}
+
+
 GRADED_ACTIVATIONS = ("identity", "relu", "clip", "hard_softplus")
 GRADED_GATES = ("none", "identity", "step", "window", "half_step")
 #: Population ports a connection can feed: the input sum ``a`` and, for products, the gate sum ``b``.
@@ -218,6 +258,8 @@ class Program:
     circuit_hash: str = ""
     report: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The engine's number formats (Loihi 2's unless compiled for a variant target).
+    engine: EngineFormat = field(default_factory=EngineFormat)
 
     def source_size(self, name: str) -> int:
         if name in self.inputs:

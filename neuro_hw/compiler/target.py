@@ -2,13 +2,22 @@
 
 ``load_target("loihi2")`` reads ``targets/loihi2.toml`` shipped with the package; any other argument is a
 path to a user's file of the same layout (e.g. a variant with fewer weight bits).  Every number the
-compiler uses comes from here.
+compiler uses comes from here.  ``target.variant(**{"weights.bits": 6, "learning.rounding": "nearest"})``
+makes such a variant in memory (precision studies, sweeps).
+
+The learning engine's widths follow from two numbers: the weight format ``weights.bits`` (magnitude bits;
+learned weights are ``bits + 1``-bit signed integers, so the factor width of ``w``, ``t``, ``d`` is
+``bits + 1`` and the accumulator ``bits + 7`` bits: 2^-7 of a weight LSB) and ``learning.trace_bits`` (the
+factor width of the traces).  Loihi 2 (Lava 0.10) is 8 and 7; a file may state ``factor_widths`` and
+``accumulator_bits`` only as these derived values.  ``learning.rounding`` is how the engine rounds a weight
+change to whole LSBs: ``"stochastic"`` (Loihi 2: one random number per epoch) or ``"nearest"`` (a variant).
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -75,13 +84,15 @@ class LearningFormat:
     exponent_min: int
     exponent_max: int
     constant_bits: int
-    accumulator_bits: int
-    factor_widths: dict[str, int]
     tag_bits: int
     epoch_bits: int
     max_terms: int
     sgn_allowed: tuple[str, ...]
     decimation_max: int
+    rounding: str
+    #: Derived from the weight and trace widths (module doc), not read from the file.
+    accumulator_bits: int = 15
+    factor_widths: dict[str, int] = field(default_factory=dict)
 
     @property
     def trace_max(self) -> int:
@@ -133,6 +144,31 @@ class Target:
     graded: GradedFormat
     resources: Resources
     source: str
+    #: The parsed file, for :meth:`variant`.
+    data: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def lava_formats(self) -> bool:
+        """Whether the learning engine's formats are Lava 0.10's (8-bit weights, 7-bit traces, stochastic
+        rounding): only those run on the Lava backends; the emulator runs any."""
+        return self.weights.bits == 8 and self.learning.trace_bits == 7 and self.learning.rounding == "stochastic"
+
+    def variant(self, name: str | None = None, **changes: Any) -> Target:
+        """A copy with ``changes`` applied, keyed ``"section.key"`` (``variant(**{"weights.bits": 6})``);
+        validated as a file would be.  The name defaults to the base name plus the changes."""
+        data = copy.deepcopy(self.data)
+        for key, value in changes.items():
+            section, _, item = key.partition(".")
+            if not item or section not in data or not isinstance(data[section], dict) or item not in data[section]:
+                raise ValidationError(f"unknown target setting {key!r}", field=key)
+            data[section][item] = value
+        label = ",".join(f"{k}={v}" for k, v in changes.items())
+        data["target"]["name"] = name or (f"{self.name}[{label}]" if label else self.name)
+        return _target_from_data(data, f"{self.source} ({label})" if label else self.source)
+
+
+_DERIVED = ("accumulator_bits", "factor_widths")
+ROUNDING_MODES = ("stochastic", "nearest")
 
 
 def _section(cls: type, data: dict[str, Any], section: str, file: str) -> Any:
@@ -141,6 +177,8 @@ def _section(cls: type, data: dict[str, Any], section: str, file: str) -> Any:
     raw = data[section]
     values = {}
     for f in fields(cls):
+        if f.name in _DERIVED:
+            continue
         if f.name not in raw:
             raise CircuitFileError(f"missing key '{f.name}'", file=file, field=f"{section}.{f.name}")
         value = raw[f.name]
@@ -174,19 +212,49 @@ def load_target(target: str | os.PathLike = "loihi2") -> Target:
         data = tomllib.loads(data_text)
     except tomllib.TOMLDecodeError as err:
         raise CircuitFileError(f"invalid TOML ({err})", file=file) from None
+    return _target_from_data(data, file)
+
+
+def _target_from_data(data: dict[str, Any], file: str) -> Target:
     head = data.get("target", {})
     if "name" not in head:
         raise CircuitFileError("missing key 'name'", file=file, field="target.name")
     if "max" not in data.get("delays", {}):
         raise CircuitFileError("missing key 'max'", file=file, field="delays.max")
+    weights = _section(WeightFormat, data, "weights", file)
+    learning = _section(LearningFormat, data, "learning", file)
+    for key, low, high in (("weights.bits", 1, 14), ("learning.trace_bits", 1, 15)):
+        value = weights.bits if key == "weights.bits" else learning.trace_bits
+        if not low <= value <= high:
+            raise ValidationError(f"must lie in {low}..{high}, got {value}", file=file, field=key)
+    if learning.rounding not in ROUNDING_MODES:
+        raise ValidationError(
+            f"unknown rounding {learning.rounding!r}; choose one of {ROUNDING_MODES}", file=file,
+            field="learning.rounding",
+        )  # fmt: skip
+    t, w = learning.trace_bits, weights.bits + 1
+    widths = {"x0": 1, "y0": 1, "x1": t, "x2": t, "y1": t, "y2": t, "y3": t, "w": w, "t": w, "d": w}
+    widths["c"] = learning.constant_bits
+    derived = {"accumulator_bits": weights.bits + 7, "factor_widths": widths}
+    raw = data["learning"]
+    for key, value in derived.items():
+        if key in raw and raw[key] != value:
+            raise ValidationError(
+                f"is derived from weights.bits and learning.trace_bits: it must be {value!r} (or be left out), "
+                f"got {raw[key]!r}",
+                file=file,
+                field=f"learning.{key}",
+            )
+    learning = LearningFormat(**{**{f.name: getattr(learning, f.name) for f in fields(learning)}, **derived})
     return Target(
         name=str(head["name"]),
         description=str(head.get("description", "")),
         neuron=_section(NeuronFormat, data, "neuron", file),
-        weights=_section(WeightFormat, data, "weights", file),
+        weights=weights,
         max_delay=int(data["delays"]["max"]),
-        learning=_section(LearningFormat, data, "learning", file),
+        learning=learning,
         graded=_section(GradedFormat, data, "graded", file),
         resources=_section(Resources, data, "resources", file),
         source=file,
+        data=data,
     )

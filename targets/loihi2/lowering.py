@@ -74,6 +74,12 @@ def check_lowerable(program: Program, select_tag: str) -> dict[str, int]:
     """Check that the Program can be lowered (:func:`~neuro_hw.compiler.checks.check_program`); return the
     float unit exponent ``e_p`` of each population (floating_pt: the ``weight_exp`` of its plastic inputs)."""
     check_program(program, UnsupportedProgramError, max_delay=None)  # Lava's DelayDense checks its own bound
+    if not program.engine.is_lava:
+        raise UnsupportedProgramError(
+            f"the Program was compiled for engine formats {program.engine} (a target variant); Lava 0.10 implements "
+            "Loihi 2's only (8-bit weights, 7-bit traces, stochastic rounding): run variants on the emulator",
+            field="engine",
+        )
     if select_tag == "floating_pt" and program.graded:
         name = next(iter(program.graded))
         raise UnsupportedProgramError(
