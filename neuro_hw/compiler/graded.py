@@ -118,6 +118,16 @@ def signal_roles(circuit: Circuit, wiring: Wiring) -> dict[str, list[str]]:
     return roles
 
 
+def _levels(roles: list[str], target: Target) -> int:
+    """Payload levels ``M`` of a signal with these readers: the smallest any of them allows (module doc)."""
+    m = target.graded.forward_max
+    if ROLE_PRE in roles:
+        m = min(m, 2 * target.learning.trace_max)
+    if ROLE_FACTOR in roles:
+        m = min(m, target.learning.trace_max)
+    return m
+
+
 def _declared_range(circuit: Circuit, name: str, ranges: Mapping[str, float], what: str) -> float:
     node = circuit.nodes[name]
     clip = None
@@ -145,18 +155,13 @@ def plan_signals(
     """The graded signals with their ranges and payload levels (module doc); ``graded_inputs`` holds the
     declared range of every graded input, ``signal_levels`` caps the payload levels of named signals."""
     roles = signal_roles(circuit, wiring)
-    trace_max = target.learning.trace_max
     signals: dict[str, Signal] = {}
     for name, node in circuit.graded_nodes.items():
         r = roles.get(name, [ROLE_FORWARD])
-        m = target.graded.forward_max
-        if ROLE_PRE in r:
-            m = min(m, 2 * trace_max)
-        if ROLE_FACTOR in r:
-            m = min(m, trace_max)
         signed = bool(node.signed)
         rails = signed and ROLE_FACTOR in r
-        signals[name] = Signal(name, _declared_range(circuit, name, activity_ranges, "activity"), m, r, signed, rails)
+        value = _declared_range(circuit, name, activity_ranges, "activity")
+        signals[name] = Signal(name, value, _levels(r, target), r, signed, rails)
         if ROLE_PRE in r and signed:
             raise UnsupportedNodeError(
                 "a signed graded population cannot be the pre activity of a plastic connection (x1 is unsigned); "
@@ -165,12 +170,7 @@ def plan_signals(
             )
     for name, value in graded_inputs.items():
         r = roles.get(name, [ROLE_FORWARD])
-        m = target.graded.forward_max
-        if ROLE_PRE in r:
-            m = min(m, 2 * trace_max)
-        if ROLE_FACTOR in r:
-            m = min(m, trace_max)
-        signals[name] = Signal(name, float(value), m, r)
+        signals[name] = Signal(name, float(value), _levels(r, target), r)
     for name, levels in (signal_levels or {}).items():
         if name not in signals:
             raise InputError("signal_levels names no graded signal of the circuit", node=name, field="signal_levels")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,22 +45,25 @@ from neuro_hw.errors import InputError, RuleError, ValidationError
 from neuro_hw.ir.circuit import NEURON_TYPES, Circuit
 
 
+@dataclass(frozen=True)
+class CompileOptions:
+    """What the user tells the compiler beyond the circuit and the target (see :func:`compile_circuit`)."""
+
+    input_ranges: Mapping[str, float] = field(default_factory=dict)
+    activity_ranges: Mapping[str, float] = field(default_factory=dict)
+    signal_levels: Mapping[str, int] = field(default_factory=dict)
+    trace_impulse: int | None = None
+
+
 def _compile_once(
-    circuit: Circuit,
-    target: Target,
-    dt: float,
-    input_ranges: dict[str, float],
-    activity_ranges: dict[str, float],
-    trace_impulse: int | None,
-    dropped_bits: dict[str, int],
-    signal_levels: dict[str, int],
+    circuit: Circuit, target: Target, dt: float, options: CompileOptions, dropped_bits: dict[str, int]
 ) -> Program:
     report = Report(target=target.name, dt=dt, circuit_hash=circuit.hash())
     check_supported(circuit, target.name)
     wiring = resolve_wiring(circuit, target.name, dt)
     report.notes += wiring.notes
-    graded_ranges = graded_input_ranges(circuit, input_ranges, target, report)
-    plan = plan_graded(circuit, wiring, target, graded_ranges, activity_ranges, report, signal_levels)
+    graded_ranges = graded_input_ranges(circuit, options.input_ranges, target, report)
+    plan = plan_graded(circuit, wiring, target, graded_ranges, options.activity_ranges, report, options.signal_levels)
     for name, k in dropped_bits.items():
         sig = plan.signals[name]
         old = sig.scale
@@ -112,7 +116,7 @@ def _compile_once(
         learning = None
         if spec is not None:
             learning = compile_learning(
-                conn, spec, float(w_scale[0, 0]), scale_of, plan.rails, target, dt, trace_impulse, report
+                conn, spec, float(w_scale[0, 0]), scale_of, plan.rails, target, dt, options.trace_impulse, report
             )
             report.weight_steps.append(_weight_steps(conn.plastic, conn.weight, float(w_scale[0, 0])))
         program_conns[conn.name] = ConnectionProgram(
@@ -182,22 +186,12 @@ def _weight_steps(synapse: str, weight: np.ndarray, s_w: float) -> WeightStepRep
     return WeightStepReport(synapse, lsb, typical, lsb / typical if typical else float("inf"), lsb / 128.0)
 
 
-def _compile(
-    circuit: Circuit,
-    target: Target,
-    dt: float,
-    input_ranges: dict[str, float],
-    activity_ranges: dict[str, float],
-    trace_impulse: int | None,
-    signal_levels: dict[str, int],
-) -> Program:
+def _compile(circuit: Circuit, target: Target, dt: float, options: CompileOptions) -> Program:
     """Compile, dropping payload bits of a modulator while its learning-rate coefficients underflow."""
     dropped: dict[str, int] = {}
     while True:
         try:
-            program = _compile_once(
-                circuit, target, dt, input_ranges, activity_ranges, trace_impulse, dropped, signal_levels
-            )
+            program = _compile_once(circuit, target, dt, options, dropped)
         except ModulatorUnderflow as err:
             k = dropped.get(err.signal, 0) + 1
             if k >= target.learning.trace_bits:
@@ -254,12 +248,7 @@ def compile_circuit(
             f"trace_impulse must be an integer in 1..{tgt.learning.trace_max}, got {trace_impulse!r}",
             field="trace_impulse",
         )
-    return _compile(
-        circuit,
-        tgt,
-        float(dt),
-        dict(input_ranges or {}),
-        dict(activity_ranges or {}),
-        trace_impulse,
-        dict(signal_levels or {}),
+    options = CompileOptions(
+        dict(input_ranges or {}), dict(activity_ranges or {}), dict(signal_levels or {}), trace_impulse
     )
+    return _compile(circuit, tgt, float(dt), options)
