@@ -63,7 +63,16 @@ class PlasticSynapse:
         self.held = {k for k, tr in spec.traces.items() if tr.activity} | set(spec.bound_traces)
         self.modulators = {k: np.zeros((batch, n_post)) for k in spec.modulators}
         e = spec.t_epoch
-        self.hist = {k: np.zeros((batch, e, v.shape[1])) for k, v in self.traces.items() if k not in self.held}
+        #: Per-step history within the epoch of the spike traces that a term reads at a pre or post spike step.
+        read_at_spike = {
+            f.symbol for expr in spec.rules.values() for term in expr.terms if term.dependency in ("x0", "y0")
+            for f in term.factors
+        }  # fmt: skip
+        self.hist = {
+            k: np.zeros((batch, e, v.shape[1]))
+            for k, v in self.traces.items()
+            if k not in self.held and k in read_at_spike
+        }
         self.tx = np.zeros((batch, n_pre), dtype=np.int64)
         self.ty = np.zeros((batch, n_post), dtype=np.int64)
 
@@ -76,24 +85,23 @@ class PlasticSynapse:
         third-factor nodes by binding name (trace or modulator)."""
         spec = self.spec
         pre = pre_out.reshape(self.batch, -1)
-        pre_spike = (pre != 0).astype(np.float64)
-        post_spike = (post_out.reshape(self.batch, -1) != 0).astype(np.float64)
+        pre_active = pre != 0
+        post_active = post_out.reshape(self.batch, -1) != 0
         k = (step - 1) % spec.t_epoch
         for name, trace in self.traces.items():
             if name in third:
                 trace[...] = third[name].reshape(self.batch, -1)
-            elif spec.traces[name].activity:
-                np.copyto(trace, pre, where=pre != 0)
+            elif name in self.held:  # the activity trace
+                np.copyto(trace, pre, where=pre_active)
             else:
-                spikes = pre_spike if name in PRE_TRACES else post_spike
                 trace *= self.decay[name]
-                trace += spec.traces[name].impulse * spikes
-            if name not in self.held:
+                trace += np.where(pre_active if name in PRE_TRACES else post_active, spec.traces[name].impulse, 0.0)
+            if name in self.hist:
                 self.hist[name][:, k] = trace
         for name, value in self.modulators.items():
             value[...] = third[name].reshape(self.batch, -1)
-        self.tx[pre_spike > 0] = k + 1
-        self.ty[post_spike > 0] = k + 1
+        self.tx[pre_active] = k + 1
+        self.ty[post_active] = k + 1
 
     def _at(self, name: str, when: np.ndarray | None, rows: bool) -> np.ndarray:
         """Trace ``name`` read at per-neuron epoch steps ``when`` (1-based; None = end of epoch).
