@@ -139,15 +139,16 @@ def send_one(
 class DenseSynapse:
     """The state of a static Dense (or DelayDense when ``delays`` is given) for ``B`` trials.
 
-    ``mat`` ``(n_pre, D * n_post)`` int16 (int32 if a weight does not fit) holds the weights pre-major
-    (column block k: the weights with delay k); a Dense keeps its next output in ``a_buff`` ``(B,
-    n_post)``, a DelayDense its delay line in ``ring`` ``(B, D, n_post)`` with the slot of the current
-    step at ``head``.  The step kernel (:mod:`.step_kernel`) advances them.
+    ``mat`` ``(Bw, n_pre, D * n_post)`` int16 (int32 if a weight does not fit) holds the weights pre-major
+    (column block k: the weights with delay k), one matrix for all trials (``Bw = 1``) or one per trial; a
+    Dense keeps its next output in ``a_buff`` ``(B, n_post)``, a DelayDense its delay line in ``ring`` ``(B,
+    D, n_post)`` with the slot of the current step at ``head``.  The step kernel (:mod:`.step_kernel`) advances them.
 
     Parameters
     ----------
     weights:
-        Effective integer weights ``(n_post, n_pre)`` (see :func:`dense_effective_weights`).
+        Effective integer weights ``(n_post, n_pre)``, or ``(B, n_post, n_pre)`` for weights that differ
+        between trials (see :func:`dense_effective_weights`).
     weight_exp, num_message_bits:
         As in Lava.
     batch:
@@ -165,7 +166,8 @@ class DenseSynapse:
         delays: np.ndarray | None = None,
     ) -> None:
         self.w = np.ascontiguousarray(weights, dtype=np.int32)
-        self.n_post, self.n_pre = self.w.shape
+        w3 = self.w if self.w.ndim == 3 else self.w[None]  # (Bw, n_post, n_pre)
+        self.n_post, self.n_pre = w3.shape[1:]
         self.weight_exp = int(weight_exp)
         self.graded = int(num_message_bits) > 0
         self.batch = batch
@@ -173,14 +175,14 @@ class DenseSynapse:
         if self.delayed:
             d = np.asarray(delays, dtype=np.int64)
             self.n_delay = int(d.max()) + 1 if d.size else 1
-            # (n_pre, D * n_post): column block k holds the weights with delay k
-            stack = np.stack([np.where(d == k, self.w, 0) for k in range(self.n_delay)])  # (D, n_post, n_pre)
-            mat = stack.reshape(self.n_delay * self.n_post, self.n_pre).T
+            # (Bw, n_pre, D * n_post): column block k holds the weights with delay k
+            stack = np.stack([np.where(d == k, w3, 0) for k in range(self.n_delay)], axis=1)  # (Bw, D, post, pre)
+            mat = np.swapaxes(stack.reshape(len(w3), self.n_delay * self.n_post, self.n_pre), 1, 2)
             self.ring = np.zeros((batch, self.n_delay, self.n_post), dtype=np.int32)
             self.head = 0
         else:
             self.n_delay = 1
-            mat = self.w.T
+            mat = np.swapaxes(w3, 1, 2)
             self.a_buff = np.zeros((batch, self.n_post), dtype=np.int32)
         # the effective weights are 9-bit (clip_weights), so int16 holds them and halves the memory the
         # spiking path reads per step (it is bandwidth-bound for large layers)

@@ -31,6 +31,7 @@ import numpy as np
 from neuro_hw.compiler.checks import check_program
 from neuro_hw.compiler.payloads import normalize_payloads
 from neuro_hw.compiler.program import LEARNING_TRACES, GradedProgram, Program
+from neuro_hw.compiler.trial_weights import check_trial_weights
 from neuro_hw.errors import InputError, ValidationError
 from neuro_hw.result import Result
 
@@ -103,9 +104,19 @@ class EmulatorRun:
         One seed per trial (see :func:`run_program_emulator`).
     record:
         ``"all"`` or ``"spikes"`` (see :func:`run_program_emulator`).
+    weights:
+        Optional per-trial integer weights ``{connection: (B, n_target, n_source)}`` replacing the Program's
+        (see :func:`run_program_emulator`).
     """
 
-    def __init__(self, program: Program, seeds: Sequence[int], *, record: str = "all") -> None:
+    def __init__(
+        self,
+        program: Program,
+        seeds: Sequence[int],
+        *,
+        record: str = "all",
+        weights: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         if record not in RECORD_MODES:
             raise InputError(f"record must be one of {RECORD_MODES}, got {record!r}", field="record")
         validate_program(program)
@@ -113,6 +124,7 @@ class EmulatorRun:
         self.seeds = [int(s) for s in seeds]
         self.batch = batch = len(self.seeds)
         self.full = record == "all"
+        per_trial = check_trial_weights(program, weights or {}, batch)
         self.steps_done = 0
         self.pops: dict[str, LifPopulation | GradedPopulation] = {
             name: GradedPopulation(pop, batch)
@@ -128,7 +140,9 @@ class EmulatorRun:
         self.engines: dict[str, LearningEngine] = {}
         for index, (name, conn) in enumerate((n, c) for n, c in program.connections.items() if c.learning is not None):
             bits = program.engine.weight_bits
-            w = learning_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits, bits)
+            w = learning_effective_weights(
+                per_trial.get(name, conn.weights), conn.sign_mode, conn.num_weight_bits, bits
+            )
             eng = LearningEngine(
                 name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full,
                 engine=program.engine,
@@ -138,7 +152,9 @@ class EmulatorRun:
             if conn.learning is not None:
                 self.conns[name] = self.engines[name]
                 continue
-            w = dense_effective_weights(conn.weights, conn.sign_mode, conn.num_weight_bits, program.engine.weight_bits)
+            w = dense_effective_weights(
+                per_trial.get(name, conn.weights), conn.sign_mode, conn.num_weight_bits, program.engine.weight_bits
+            )
             self.static_w[name] = w
             self.conns[name] = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
         self.kernel = StepKernel(program, self.pops, self.conns, self.full)
@@ -206,8 +222,10 @@ class EmulatorRun:
         sampled = np.asarray(weight_steps, dtype=np.int64)
         for name in self.program.connections:
             if name in self.static_w:
-                w = self.static_w[name]
-                chunk.weights[f"{name}.w"] = np.broadcast_to(w, (batch, 1) + w.shape).copy()
+                w = self.static_w[name]  # (n_post, n_pre) or per trial (B, n_post, n_pre)
+                chunk.weights[f"{name}.w"] = np.broadcast_to(
+                    w[:, None] if w.ndim == 3 else w, (batch, 1) + w.shape[-2:]
+                ).copy()
                 chunk.weight_steps[f"{name}.w"] = np.zeros(1, dtype=np.int64)
                 continue
             eng = self.engines[name]
@@ -240,6 +258,7 @@ def run_program_emulator(
     seed: int | Sequence[int] = 0,
     record: str = "all",
     weights_every: int = 1,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> Result:
     """Run ``program`` for ``steps`` steps, bit-exactly as Lava 0.10 ``fixed_pt`` would.
 
@@ -262,6 +281,10 @@ def run_program_emulator(
     weights_every:
         Sampling period of plastic weights/tags with ``record="all"`` (``[0, e, 2e, ..., T]``); memory
         is ``K * B * n_post * n_pre * 4`` bytes per variable.
+    weights:
+        Optional integer weights per trial, ``{connection: (B, n_target, n_source)}``, in place of the Program's
+        (initial weights of plastic connections, the weights of static ones); see
+        :func:`neuro_hw.compiler.trial_weights.trial_weights` for float weights of the circuit's nodes.
 
     Returns
     -------
@@ -290,7 +313,7 @@ def run_program_emulator(
     batch = len(seeds)
     full = record == "all"
     sampled = weight_sampling(steps, int(weights_every)) if full else np.asarray([0, steps], dtype=np.int64)
-    run = EmulatorRun(program, seeds, record=record)
+    run = EmulatorRun(program, seeds, record=record, weights=weights)
     initial = run.initial_variables()
     chunk = run.advance(data, steps, sampled[1:])
     weights = chunk.weights

@@ -253,7 +253,8 @@ class LearningEngine:
     learning:
         The connection's :class:`LearningProgram`.
     weights:
-        Effective initial weights ``(n_post, n_pre)`` (after the first-step LSB truncation).
+        Effective initial weights ``(n_post, n_pre)``, or ``(B, n_post, n_pre)`` when they differ between trials
+        (after the first-step LSB truncation).
     sign_mode:
         ``"mixed"``, ``"excitatory"`` or ``"inhibitory"``.
     seeds:
@@ -287,7 +288,7 @@ class LearningEngine:
         self.sign_mode = sign_mode
         batch = len(seeds)
         self.batch = batch
-        self.n_post, self.n_pre = weights.shape
+        self.n_post, self.n_pre = weights.shape[-2:]
         self.t_epoch = int(learning.t_epoch)
         self.three_factor = dict(learning.third_factor)
         self.pre_activity = bool(learning.pre_activity)
@@ -364,7 +365,7 @@ class LearningEngine:
         w0 = np.asarray(weights, dtype=np.int32)
         fits = w0.size == 0 or (w0.min() >= np.iinfo(np.int16).min and w0.max() <= np.iinfo(np.int16).max)
         # order="C": astype of the broadcast transposed view would keep its Fortran order, i.e. post-major
-        self.wt = np.broadcast_to(w0.T, (batch, self.n_pre, self.n_post)).astype(
+        self.wt = np.broadcast_to(np.swapaxes(w0, -1, -2), (batch, self.n_pre, self.n_post)).astype(
             np.int16 if fits else np.int32, order="C"
         )
         shape = (batch, self.n_pre, self.n_post)

@@ -82,7 +82,13 @@ TASKS_PER_WORKER = 4
 
 
 def worker_count() -> int:
-    """Threads used for a batch: the cores this process may run on."""
+    """Threads used for a batch: ``$NEURO_HW_THREADS`` when set (a positive integer; the sweep engine sets 1 in
+    its Dask workers, which already fill the cores with one task each), else the cores this process may run on."""
+    env = os.environ.get("NEURO_HW_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"NEURO_HW_THREADS must be a positive integer, got {env!r}")
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -241,23 +247,26 @@ class StepKernel:
             graded = int(spec.num_message_bits) > 0
             if isinstance(conn, DenseSynapse):
                 args += [f"c{c}_mat", f"c{c}_we"]
-                init.append(f"c{c}_acc = np.empty(c{c}_mat.shape[1], dtype=np.int64)")
+                init += [  # one weight matrix for all trials, or the trial's own
+                    f"c{c}_mat_b = c{c}_mat[b if c{c}_mat.shape[0] > 1 else 0]",
+                    f"c{c}_acc = np.empty(c{c}_mat.shape[2], dtype=np.int64)",
+                ]
                 if not conn.delayed:
                     args.append(f"c{c}_out")
                     init.append(f"c{c}_out_b = c{c}_out[b]")
                     body.append(
-                        f"send_one(c{c}_mat, {src}, row, {act}, {graded}, {graded}, c{c}_we, c{c}_out_b, c{c}_acc)"
+                        f"send_one(c{c}_mat_b, {src}, row, {act}, {graded}, {graded}, c{c}_we, c{c}_out_b, c{c}_acc)"
                     )
                     continue
                 args += [f"c{c}_line", f"c{c}_head0"]
                 init += [
-                    f"c{c}_sent = np.empty(c{c}_mat.shape[1], dtype=np.int32)",
+                    f"c{c}_sent = np.empty(c{c}_mat.shape[2], dtype=np.int32)",
                     f"c{c}_line_b = c{c}_line[b]",
                     f"c{c}_head = c{c}_head0",
                     f"c{c}_depth, c{c}_m = c{c}_line.shape[1], c{c}_line.shape[2]",
                 ]
                 body += [
-                    f"send_one(c{c}_mat, {src}, row, {act}, {graded}, False, c{c}_we, c{c}_sent, c{c}_acc)",
+                    f"send_one(c{c}_mat_b, {src}, row, {act}, {graded}, False, c{c}_we, c{c}_sent, c{c}_acc)",
                     f"for q in range(c{c}_m):",
                     f"    c{c}_line_b[c{c}_head, q] = 0",
                     f"c{c}_head = (c{c}_head + 1) % c{c}_depth",

@@ -16,6 +16,7 @@ half-written result behind.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -70,6 +71,19 @@ class Result:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     # -- convenience -------------------------------------------------------------------------------
+    def trial(self, b: int) -> Result:
+        """Trial ``b`` of the batch as a one-trial Result (arrays are views; metadata and units shared)."""
+        if not -self.batch <= b < self.batch:
+            raise IndexError(f"trial {b} of a batch of {self.batch}")
+        b = b % self.batch
+        return dataclasses.replace(
+            self,
+            spikes={k: v[b : b + 1] for k, v in self.spikes.items()},
+            states={k: v[b : b + 1] for k, v in self.states.items()},
+            weights={k: v[b : b + 1] for k, v in self.weights.items()},
+            batch=1,
+        )
+
     def spike_counts(self, node: str) -> np.ndarray:
         """Total spikes per neuron over the run, ``(B, *shape)``."""
         return (self.spikes[node] != 0).sum(axis=1)

@@ -21,8 +21,10 @@ import numba
 import numpy as np
 
 from neuro_hw.backends import BACKENDS, HARDWARE_MISSING, PROGRAM_BACKENDS, lava_missing
+from neuro_hw.compiler.payloads import normalize_payloads
 from neuro_hw.compiler.program import Program
 from neuro_hw.compiler.quantize import round_half_away
+from neuro_hw.compiler.trial_weights import trial_weights, weight_batch
 from neuro_hw.errors import BackendUnavailableError, InputError
 from neuro_hw.ir.circuit import Circuit
 from neuro_hw.result import Result
@@ -98,11 +100,18 @@ def run(
     backend: str = "emulator",
     seed: int | Sequence[int] = 0,
     weights_every: int = 1,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> Result:
     """Run ``program`` for ``steps`` steps on ``backend`` and return the Result (integer states).
 
     Plastic weights, tags and delays are recorded every ``weights_every`` steps (and at the last step);
     ``weights_every=steps`` keeps only the initial and final values (what long or large runs want).
+
+    ``weights``: float matrices of the circuit's weight nodes, ``{node: (n_post, n_pre)}`` or per trial
+    ``{node: (B, n_post, n_pre)}``, in place of those the Program was compiled with (initial weights of plastic
+    nodes, the weights of static ones), in the Program's weight formats
+    (:mod:`neuro_hw.compiler.trial_weights`; a weight outside a connection's range is refused).  With per-trial
+    weights and one ``seed``, every trial uses that seed.
     """
     if not isinstance(program, Program):
         raise TypeError(f"run() expects a Program (from neuro_hw.compile), got {type(program).__name__}")
@@ -117,16 +126,31 @@ def run(
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
     payloads = stimulus_to_payloads(program, inputs)
+    int_weights = None
+    if weights:
+        n_trials = weight_batch(weights)
+        if n_trials is not None and isinstance(seed, (int, np.integer)):
+            seed = [int(seed)] * n_trials
+        _, seeds, _ = normalize_payloads(program, payloads, steps, seed)  # the run's trials
+        int_weights = trial_weights(program, weights, len(seeds))
     if backend == "emulator":
         from neuro_hw.emulator import run_program_emulator
 
-        result = run_program_emulator(program, payloads, int(steps), seed=seed, weights_every=weights_every)
+        result = run_program_emulator(
+            program, payloads, int(steps), seed=seed, weights_every=weights_every, weights=int_weights
+        )
     else:
         from neuro_hw.targets.loihi2.lava_backend import run_program_lava
 
         select_tag = {"lava": "fixed_pt", "lava-float": "floating_pt"}[backend]
         result = run_program_lava(
-            program, payloads, int(steps), seed=seed, weights_every=weights_every, select_tag=select_tag
+            program,
+            payloads,
+            int(steps),
+            seed=seed,
+            weights_every=weights_every,
+            select_tag=select_tag,
+            weights=int_weights,
         )
     result.metadata["float_units"] = float_units(program)
     return result

@@ -335,7 +335,21 @@ def expand_rails(connections: list[Connection], plan: GradedPlan) -> list[Connec
             for tgt, t_sign in targets:
                 sign = s_sign * (t_sign if conn.port == "a" else 1)
                 name = conn.name if (len(sources), len(targets)) == (1, 1) else f"{conn.name}[{src}->{tgt}]"
-                out.append(Connection(name, src, tgt, conn.weight * sign, conn.delay, conn.plastic, conn.port))
+                rows = None if conn.origin_rows is None else conn.origin_rows * sign
+                out.append(
+                    Connection(
+                        name,
+                        src,
+                        tgt,
+                        conn.weight * sign,
+                        conn.delay,
+                        conn.plastic,
+                        conn.port,
+                        origin=conn.origin,
+                        origin_rows=rows,
+                        origin_cols=conn.origin_cols,
+                    )
+                )
     return out
 
 

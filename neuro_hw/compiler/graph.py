@@ -52,6 +52,11 @@ class Connection:
     delay: np.ndarray  # (n_target, n_source) int64 steps
     plastic: str | None = None  # the weight node carrying plasticity
     port: str = "a"  # the target's input sum, or "b": a product neuron's gate
+    #: The weight node this connection comes from and how: ``weight = origin_rows[:, None] * W *
+    #: origin_cols[None, :]`` (path scales, rail signs); None for direct edges (identity weights).
+    origin: str | None = None
+    origin_rows: np.ndarray | None = None
+    origin_cols: np.ndarray | None = None
 
 
 @dataclass
@@ -187,7 +192,18 @@ def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
                 delay = tp.delay[:, None] + sp.delay[None, :]
                 port = _port(circuit, tp.end, tp.via)
                 wiring.connections.append(
-                    Connection(name, sp.end, tp.end, Wt * sp.scale[None, :], delay, plastic, port)
+                    Connection(
+                        name,
+                        sp.end,
+                        tp.end,
+                        Wt * sp.scale[None, :],
+                        delay,
+                        plastic,
+                        port,
+                        origin=w,
+                        origin_rows=np.asarray(tp.scale, dtype=np.float64),
+                        origin_cols=np.asarray(sp.scale, dtype=np.float64),
+                    )
                 )
     # Direct edges into neurons (through pass-through nodes, no weight node): identity weights.
     for pop in circuit.names_of_type(*POPULATION_TYPES):

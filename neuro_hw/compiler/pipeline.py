@@ -132,6 +132,9 @@ def _compile_once(
             learning=learning,
             w_scale=w_scale,
             port=conn.port,
+            origin=conn.origin,
+            origin_rows=conn.origin_rows,
+            origin_cols=conn.origin_cols,
         )
     report.signals = signal_reports(plan)
     payloads = {name: sig.payload_max for name, sig in plan.signals.items()}

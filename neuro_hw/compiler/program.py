@@ -231,6 +231,12 @@ class ConnectionProgram:
     #: Float meaning of the weights: ``w_float = w_int / w_scale`` (per post neuron, shape (n_target, 1));
     #: ``None`` when not compiled from a circuit.
     w_scale: np.ndarray | None = None
+    #: The circuit's weight node behind these weights: ``w_float = origin_rows[:, None] * W *
+    #: origin_cols[None, :]`` with ``W`` that node's matrix (path scales and rail signs); ``None`` when the
+    #: weights come from a direct edge or the Program was not compiled from a circuit.
+    origin: str | None = None
+    origin_rows: np.ndarray | None = None
+    origin_cols: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.weights = np.asarray(self.weights, dtype=np.int32)

@@ -54,7 +54,7 @@ def prepare_inputs(
     """Check stimuli and return them as ``(B, T, n)`` float64 arrays plus the batch size.
 
     Each array may be ``(T, *shape)`` (one trial) or ``(B, T, *shape)``; ``*shape`` may also be given
-    flattened.  ``T`` must be at least ``steps``.
+    flattened.  One trial's stimuli are shared by all ``batch`` trials.  ``T`` must be at least ``steps``.
     """
     inputs = dict(inputs or {})
     names = circuit.input_names
@@ -96,9 +96,39 @@ def prepare_inputs(
     if len(batches) > 1:
         raise InputError(f"inputs disagree on the batch size: {sorted(batches)}", field="inputs")
     b = batches.pop() if batches else (batch or 1)
+    if batch is not None and b == 1 and batch > 1:  # one trial's stimuli, shared by every trial
+        prepared = {name: np.broadcast_to(arr, (batch,) + arr.shape[1:]) for name, arr in prepared.items()}
+        b = batch
     if batch is not None and b != batch:
         raise InputError(f"inputs have batch size {b} but batch={batch} was requested", field="inputs")
     return prepared, b
+
+
+def _weight_overrides(circuit: Circuit, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Checked float64 weight matrices ``(n_post, n_pre)`` or ``(B, n_post, n_pre)`` per weight node."""
+    out = {}
+    for name, value in weights.items():
+        if name not in circuit.nodes or circuit.type_of(name) not in WEIGHT_TYPES:
+            raise InputError(
+                f"{name!r} is not a weight node of the circuit (weight nodes: {circuit.names_of_type(*WEIGHT_TYPES)})",
+                node=name,
+                field="weights",
+            )
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"weights must be numeric, got dtype {arr.dtype}", node=name, field="weights")
+        arr = arr.astype(np.float64)
+        shape = np.shape(circuit.nodes[name].weight)
+        if arr.shape[-2:] != shape or arr.ndim not in (2, 3):
+            raise InputError(
+                f"weights have shape {arr.shape}; expected {shape} or (B, {shape[0]}, {shape[1]})",
+                node=name,
+                field="weights",
+            )
+        if not np.all(np.isfinite(arr)):
+            raise InputError("weights contain NaN or inf", node=name, field="weights")
+        out[name] = arr
+    return out
 
 
 def _delay_steps(name: str, delay: np.ndarray, dt: float) -> np.ndarray:
@@ -203,6 +233,7 @@ def simulate(
     batch: int | None = None,
     weights_every: int | None = None,
     activations: str = "exact",
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> Result:
     """Simulate ``circuit`` in float64 for ``steps`` steps of length ``dt``.
 
@@ -228,6 +259,10 @@ def simulate(
     activations:
         ``"exact"`` (default) or ``"hardware"``: the stated hardware forms of graded activations and gates
         that a chip cannot compute (:mod:`neuro_hw.ir.graded`).
+    weights:
+        Weight matrices in place of the circuit's, ``{node: (n_post, n_pre)}`` or per trial ``{node: (B,
+        n_post, n_pre)}`` (initial weights of plastic nodes, the weights of static ones); per-trial weights
+        define ``B`` when no input has a batch axis.
 
     The run uses one BLAS thread: its per-step products are small, and on a busy 2-core machine OpenBLAS
     threads made a 3000-step run of the digits circuit 8x slower (13 s in matrix-vector products instead of
@@ -246,6 +281,7 @@ def simulate(
             batch=batch,
             weights_every=weights_every,
             activations=activations,
+            weights=weights,
         )
 
 
@@ -262,6 +298,7 @@ def _simulate(
     batch: int | None = None,
     weights_every: int | None = None,
     activations: str = "exact",
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> Result:
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate() expects a Circuit, got {type(circuit).__name__}")
@@ -277,7 +314,14 @@ def _simulate(
         raise InputError(f"activations must be one of {FORMS}, got {activations!r}", field="activations")
     steps, dt = int(steps), float(dt)
     circuit.validate()
+    override = _weight_overrides(circuit, weights or {})
+    n_trials = {w.shape[0] for w in override.values() if w.ndim == 3}
+    if batch is None and n_trials and not any(np.ndim(v) >= 3 for v in (inputs or {}).values()):
+        batch = n_trials.pop()
     stimuli, B = prepare_inputs(circuit, inputs, steps, batch)
+    for name, w in override.items():
+        if w.ndim == 3 and w.shape[0] != B:
+            raise InputError(f"weights are given for {w.shape[0]} trials, the run has {B}", node=name, field="weights")
     schedule = _Schedule(circuit, dt, synaptic_delay)
     wanted = _parse_record(circuit, record)
 
@@ -289,15 +333,14 @@ def _simulate(
         except ValidationError as err:
             raise err.located(node=name) from None
         neuron_state[name] = steppers[name].init_state(B)
+
+    def initial_weight(name: str) -> np.ndarray:
+        return override[name] if name in override else np.asarray(circuit.nodes[name].weight, dtype=np.float64)
+
     plastic = {
-        name: PlasticSynapse(name, spec, np.asarray(circuit.nodes[name].weight, dtype=np.float64), B, dt)
-        for name, spec in circuit.plasticity.items()
+        name: PlasticSynapse(name, spec, initial_weight(name), B, dt) for name, spec in circuit.plasticity.items()
     }
-    static_w = {
-        name: np.asarray(circuit.nodes[name].weight, dtype=np.float64)
-        for name in circuit.names_of_type(*WEIGHT_TYPES)
-        if name not in plastic
-    }
+    static_w = {name: initial_weight(name) for name in circuit.names_of_type(*WEIGHT_TYPES) if name not in plastic}
     bias = {
         name: np.asarray(circuit.nodes[name].bias, dtype=np.float64).reshape(-1)
         for name in circuit.names_of_type("Affine")
@@ -366,7 +409,7 @@ def _simulate(
             weight_steps[f"{name}.{var}"] = [0]
     for name in circuit.names_of_type(*WEIGHT_TYPES):
         if name not in plastic and (name, "w") in wanted:
-            weight_rec[f"{name}.w"] = [np.broadcast_to(static_w[name], (B,) + static_w[name].shape).copy()]
+            weight_rec[f"{name}.w"] = [np.broadcast_to(static_w[name], (B,) + static_w[name].shape[-2:]).copy()]
             weight_steps[f"{name}.w"] = [0]
 
     # -- time loop --------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class PlasticSynapse:
     def __init__(self, name: str, spec: Plasticity, weight: np.ndarray, batch: int, dt: float) -> None:
         self.name = name
         self.spec = spec
-        n_post, n_pre = weight.shape
+        n_post, n_pre = weight.shape[-2:]  # one matrix for all trials, or (batch, n_post, n_pre)
         self.n_pre, self.n_post, self.batch = n_pre, n_post, batch
         self.vars = {"w": np.broadcast_to(weight.astype(np.float64), (batch, n_post, n_pre)).copy()}
         for target in spec.rules:

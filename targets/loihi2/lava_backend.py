@@ -64,6 +64,7 @@ import numpy as np
 
 from neuro_hw.compiler.payloads import normalize_payloads
 from neuro_hw.compiler.program import Program, learning_rng_seed
+from neuro_hw.compiler.trial_weights import check_trial_weights
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 
@@ -116,6 +117,7 @@ def run_program_lava(
     weights_every: int = 1,
     read_back: bool = False,
     timeout: float | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> Result:
     """Run ``program`` for ``steps`` steps on Lava (``Loihi2SimCfg``) and record every step.
 
@@ -146,6 +148,10 @@ def run_program_lava(
     timeout:
         Optional wall-clock limit in seconds for the whole call; on expiry the worker's process
         group is killed and :class:`LavaRunError` is raised.  ``None`` waits forever.
+    weights:
+        Optional integer weights per trial, ``{connection: (B, n_target, n_source)}``, in place of the
+        Program's (each trial builds its processes with its own; see
+        :func:`neuro_hw.compiler.trial_weights.trial_weights`).
 
     Returns
     -------
@@ -169,6 +175,7 @@ def run_program_lava(
     arrays_in, seeds = _normalize_inputs(program, inputs, steps, seed)
     steps = int(steps)
     batch = len(seeds)
+    per_trial = check_trial_weights(program, weights or {}, batch)
     floating = select_tag == "floating_pt"
     weight_steps, rows = weight_sampling(steps, int(weights_every))
     plastic = [name for name, c in program.connections.items() if c.learning is not None]
@@ -207,6 +214,7 @@ def run_program_lava(
                 "arrays": plan,
                 "rows": rows,
                 "learning_seeds": learning_seeds,
+                "trial_weights": per_trial,
                 "float_exp": float_exp,
                 "parent_pid": os.getpid(),
             }

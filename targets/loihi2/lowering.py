@@ -283,6 +283,8 @@ def make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
     from lava.utils.weightutils import SignMode
 
     conn = spec["program"].connections[name]
+    per_trial = spec.get("trial_weights", {}).get(name)
+    int_weights = conn.weights if per_trial is None else per_trial[trial]
     common: dict[str, Any] = dict(
         weight_exp=int(conn.weight_exp),
         num_weight_bits=int(conn.num_weight_bits),
@@ -292,9 +294,9 @@ def make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
     )
     if spec["select_tag"] == "floating_pt":
         shift = int(conn.weight_exp) - spec["float_exp"][conn.target]
-        weights = conn.weights.astype(np.float64) * 2.0**shift
+        weights = int_weights.astype(np.float64) * 2.0**shift
     else:
-        weights = conn.weights.astype(np.int32)
+        weights = int_weights.astype(np.int32)
     if conn.learning is not None:
         keys = {"w": f"{name}.w", "t": f"{name}.t", "d": f"{name}.d"}
         keys.update({k: f"{name}.{k}" for k in ("x1", "x2", "y1", "y2", "y3")})
