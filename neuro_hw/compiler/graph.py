@@ -66,6 +66,8 @@ class Wiring:
     connections: list[Connection]
     affine_bias: dict[str, np.ndarray]
     notes: list[str] = field(default_factory=list)
+    #: The Affine nodes whose biases reach each population.
+    affine_sources: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _flat(node, attr: str, n: int) -> np.ndarray:
@@ -106,8 +108,12 @@ class _Walker:
             return np.ones(n), np.broadcast_to(delay_steps(self.c, name, self.dt), (n,)).copy()
         return np.ones(n), np.zeros(n, dtype=np.int64)
 
-    def sources(self, name: str) -> list[Route]:
-        """Walk back from ``name`` through pass-through nodes to stimulus inputs and neuron nodes."""
+    def sources(self, name: str, weight_node: str | None = None) -> list[Route]:
+        """Walk back from ``name`` through pass-through nodes to stimulus inputs and neuron nodes.
+
+        ``weight_node``: the weight node whose sources are sought (a weight node reached on the way is a chain
+        of two matrices, refused); None when walking back from a population's direct edge, where a path that
+        reaches a weight node belongs to that node's own connection and is skipped."""
         routes = []
         for p in self.c.predecessors(name):
             kind = self.c.type_of(p)
@@ -116,18 +122,25 @@ class _Walker:
                 routes.append(Route(p, np.ones(n), np.zeros(n, dtype=np.int64)))
             elif kind in PASS_THROUGH:
                 scale, delay = self.through(p, n)
-                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay) for sub in self.sources(p)]
+                subs = self.sources(p, weight_node)
+                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay) for sub in subs]
             elif kind in WEIGHT_TYPES:
+                if weight_node is None:
+                    continue
+                via = "" if name == weight_node else f" through {name!r}"
                 raise UnsupportedNodeError(
-                    f"weight node {p!r} feeds weight node {name!r} directly; fold the two matrices first",
-                    node=name,
+                    f"weight node {p!r} feeds weight node {weight_node!r}{via}: a chain of two weight matrices; "
+                    "fold them into one first",
+                    node=weight_node,
                 )
             else:
                 raise UnsupportedNodeError(f"{kind} nodes are not supported on {self.target}", node=p)
         return routes
 
-    def targets(self, name: str) -> list[Route]:
-        """Walk forward from ``name`` through pass-through nodes to neuron nodes (Output nodes end a walk)."""
+    def targets(self, name: str, weight_node: str | None = None) -> list[Route]:
+        """Walk forward from ``name`` (weight node ``weight_node``, default ``name``) through pass-through nodes to
+        neuron nodes (Output nodes end a walk)."""
+        weight_node = weight_node or name
         routes = []
         for s in self.c.successors(name):
             kind = self.c.type_of(s)
@@ -138,10 +151,14 @@ class _Walker:
                 continue
             elif kind in PASS_THROUGH:
                 scale, delay = self.through(s, n)
-                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay, sub.via) for sub in self.targets(s)]
+                subs = self.targets(s, weight_node)
+                routes += [Route(sub.end, sub.scale * scale, sub.delay + delay, sub.via) for sub in subs]
             elif kind in WEIGHT_TYPES:
+                via = "" if name == weight_node else f" through {name!r}"
                 raise UnsupportedNodeError(
-                    f"weight node {name!r} feeds weight node {s!r} directly; fold the two matrices first", node=s
+                    f"weight node {weight_node!r} feeds weight node {s!r}{via}: a chain of two weight matrices; "
+                    "fold them into one first",
+                    node=s,
                 )
             else:
                 raise UnsupportedNodeError(f"{kind} nodes are not supported on {self.target}", node=s)
@@ -170,7 +187,7 @@ def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
     for w in circuit.names_of_type(*WEIGHT_TYPES):
         node = circuit.nodes[w]
         W = np.asarray(node.weight, dtype=np.float64)
-        sources, targets = walk.sources(w), walk.targets(w)
+        sources, targets = walk.sources(w, weight_node=w), walk.targets(w)
         if not targets:
             raise UnsupportedNodeError(
                 f"weight node {w!r} feeds no neuron population (only Output or nothing); "
@@ -187,6 +204,7 @@ def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
             if circuit.type_of(w) == "Affine":
                 b = np.asarray(node.bias, dtype=np.float64).reshape(-1) * tp.scale
                 wiring.affine_bias[tp.end] = wiring.affine_bias.get(tp.end, 0.0) + b
+                wiring.affine_sources.setdefault(tp.end, []).append(w)
             for sp in sources:
                 name = w if len(sources) * len(targets) == 1 else f"{w}[{sp.end}->{tp.end}]"
                 delay = tp.delay[:, None] + sp.delay[None, :]

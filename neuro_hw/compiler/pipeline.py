@@ -35,7 +35,7 @@ from neuro_hw.compiler.graded import (
 from neuro_hw.compiler.graph import check_supported, resolve_wiring
 from neuro_hw.compiler.inputs import graded_input_ranges, input_programs
 from neuro_hw.compiler.learning import ModulatorUnderflow, compile_learning
-from neuro_hw.compiler.neurons import neuron_model, neuron_program, threshold_integer, voltage_scale
+from neuro_hw.compiler.neurons import neuron_model, neuron_program, step_bias, threshold_integer, voltage_scale
 from neuro_hw.compiler.placement import place
 from neuro_hw.compiler.program import ConnectionProgram, EngineFormat, GradedProgram, Program
 from neuro_hw.compiler.report import Report, WeightStepReport
@@ -87,7 +87,14 @@ def _compile_once(
             for conn in connections
             if conn.target == name
         ]
-        vth[name] = threshold_integer(model, ranges, target, report)
+        vth[name] = threshold_integer(
+            model,
+            ranges,
+            target,
+            report,
+            bias=step_bias(model, wiring.affine_bias.get(name)),
+            bias_sources=tuple(wiring.affine_sources.get(name, ())),
+        )
     neurons: dict = {}
     for name, model in models.items():
         shape = tuple(int(s) for s in np.atleast_1d(circuit.nodes[name].output_type["output"]))
@@ -106,7 +113,9 @@ def _compile_once(
             row_gain = model.gain * S / 2.0**target.neuron.activation_shift / scale_of(conn.source)
         else:
             row_gain = np.full(conn.weight.shape[0], plan.port_scales[(conn.target, conn.port)] / scale_of(conn.source))
-        W_int, exp, sign_mode, w_scale = quantize_weights(conn, row_gain, spec, target, report)
+        graded_input = conn.source in inputs and inputs[conn.source].graded
+        spike_source = not (graded_input or isinstance(neurons.get(conn.source), GradedProgram))
+        W_int, exp, sign_mode, w_scale = quantize_weights(conn, row_gain, spec, target, report, spike_source)
         delays = synaptic_delays(conn, target)
         num_message_bits = 0
         if conn.source in inputs and inputs[conn.source].graded:

@@ -63,9 +63,14 @@ def quantize_weights(
     spec: Plasticity | None,
     target: Target,
     report: Report,
+    spike_source: bool = False,
 ) -> tuple[np.ndarray, int, str, np.ndarray]:
     """``(W_int, weight_exp, sign_mode, w_scale)`` of ``conn`` for ``row_gain`` (weight integers per unit
-    weight at exponent 0, per target row; see module doc); adds the report rows."""
+    weight at exponent 0, per target row; see module doc); adds the report rows.
+
+    With a negative exponent the chip shifts the *summed* input right (arithmetic shift, i.e. floor), so a
+    lone spike of a binary source (``spike_source``) delivers ``floor(W_int / 2**-exp)`` integers, not
+    ``W_int / 2**-exp``: the report gives that effective weight, and a note when weights deliver nothing."""
     wf = target.weights
     row_gain = np.broadcast_to(np.asarray(row_gain, dtype=np.float64), (conn.weight.shape[0],))
     if spec is not None and not np.allclose(row_gain, row_gain[0], rtol=1e-12, atol=0):
@@ -84,12 +89,23 @@ def quantize_weights(
     lo_i, hi_i = {"mixed": (-mag - 1, mag), "excitatory": (0, mag), "inhibitory": (-mag, 0)}[sign_mode]
     q = quantize_to_range(conn.weight * w_scale / step, 1.0, -(-lo_i // step), hi_i // step)
     W_int = q.ints * step
-    represented = W_int / np.where(w_scale == 0, 1.0, w_scale)
+    effective = W_int.astype(np.float64)
+    if exp < 0 and spike_source:
+        effective = np.floor(W_int / 2.0**-exp) * 2.0**-exp  # what one spike delivers after the shift
+    represented = effective / np.where(w_scale == 0, 1.0, w_scale)
     report.parameters.append(
         ParameterReport.of(f"{conn.name}.weights", conn.weight, W_int, represented, q.saturated, unit="weight")
     )
     if q.saturated:
         report.notes.append(f"{conn.name}: {q.saturated} weights saturated at the {sign_mode} 8-bit range")
+    vanish = int(np.count_nonzero((conn.weight != 0) & (W_int != 0) & (effective == 0)))
+    if vanish:
+        report.notes.append(
+            f"{conn.name}: {vanish} of {int(np.count_nonzero(conn.weight))} nonzero weights deliver nothing for a "
+            f"lone spike: the weight exponent {exp} shifts the summed input right by {-exp} bits and floors it "
+            "(they count only when several inputs spike together); raise the target neuron's threshold scale "
+            "or the weights"
+        )
     lost = int(np.count_nonzero((conn.weight != 0) & (W_int == 0)))
     if lost and exp == wf.exp_min:
         report.notes.append(

@@ -238,7 +238,7 @@ def test_third_factor_rule_cannot_mix_post_spike_traces():
 
 
 def test_parameter_overflow_is_refused():
-    with pytest.raises(ValidationError, match="node 'pop', field 'v_leak': bias .* overflows the 13-bit mantissa"):
+    with pytest.raises(ValidationError, match="node 'pop', field 'v_leak': the per-step bias of neuron 0 .* 13-bit"):
         neuro_hw.compile(chain(lif(2, v_leak=np.full(2, 1e6))), dt=DT)
     with pytest.raises(ValidationError, match="synaptic delay of 70 steps exceeds the target's 63"):
         circuit = chain(lif(2))
