@@ -1,4 +1,4 @@
-"""Command line: ``neuro-hw demo | info | simulate | compile | check``.
+"""Command line: ``neuro-hw demo | info | simulate | compile | check | sweep``.
 
 Run ``neuro-hw <command> --help`` for the options of each command.
 """
@@ -140,6 +140,48 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from neuro_hw.sweep import PopulationSpec, load, run_population, run_sweep
+
+    spec = load(args.spec)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be positive, got {args.workers}", field="--workers")
+    if args.serial and (args.scheduler or args.workers):
+        raise InputError("--serial runs in this process: no --scheduler or --workers", field="--serial")
+    if args.scheduler and args.workers:
+        raise InputError("--workers sizes the LocalCluster; an existing cluster has its own", field="--workers")
+    engine = dict(serial=args.serial, scheduler=args.scheduler, workers=args.workers)
+    out = Path(args.out) if args.out else Path("out") / "sweeps" / spec.name
+    options = dict(resume=not args.no_resume, progress=not args.no_progress)
+    try:
+        if isinstance(spec, PopulationSpec):
+            pop = run_population(spec, out, **engine, **options)
+            print(f"population {spec.name}: {spec.generations} generations x {spec.size} individuals x "
+                  f"{len(spec.sweep.seeds)} seeds ({spec.method}); {pop.ran} runs now, {pop.skipped} found done, "
+                  f"{pop.seconds:.1f} s")  # fmt: skip
+            print(f"best {spec.metric} = {pop.best_value:.6g} at {pop.best_params}")
+            print(f"table: {pop.csv}\ngenerations: {pop.generations_csv}\nplot: {pop.plot}")
+            failures = pop.failures
+            report = "\n".join(f"  {r.get('error_type')}: {r.get('error_message')}" for r in failures[:20])
+        else:
+            res = run_sweep(spec, out, **engine, **options)
+            print(f"sweep {spec.name}: {len(res.rows)} runs ({res.ran} now, {res.skipped} found done in the table) "
+                  f"on {res.engine}, {res.seconds:.1f} s")  # fmt: skip
+            print(f"table: {res.csv}")
+            for plot in res.plots:
+                print(f"plot: {plot}")
+            failures, report = res.failures, res.failure_report()
+    except KeyboardInterrupt:
+        print(f"\nneuro-hw sweep: interrupted; the finished runs are in {out}; run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    if failures:
+        print(f"{len(failures)} run(s) failed (status=error in the table; rerun to retry them):\n{report}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuro-hw",
@@ -214,6 +256,35 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--profile", default="fixed-vs-float", help="tolerance profile for fixed vs float")
     chk.add_argument("--trace-impulse", type=int, default=None, help="integer impulse of spike-driven traces")
     chk.set_defaults(func=_cmd_check)
+
+    swp = sub.add_parser(
+        "sweep",
+        help="run a sweep or population described in a TOML file, serially or on Dask (see docs/sweeps.md)",
+        description="Run every point x seed of a sweep (or every generation of a population) described in a TOML "
+        "file, on a Dask LocalCluster with a worker process per core unless told otherwise. Writes OUT/NAME.csv (one "
+        "row per point and seed: parameters, seed, versions, metrics, errors) and the plots. Runs already in the "
+        "table are skipped (resume); a failing point is reported and the rest completes (exit status 1). "
+        "Format: docs/sweeps.md, example: examples/sweeps/stdp_precision.toml.",
+    )
+    swp.add_argument("spec", help="the sweep's TOML file ([sweep], [params], [grid], [[points]], [[plots]] or "
+                     "[population])")  # fmt: skip
+    swp.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="run on the existing Dask cluster with this scheduler address (tcp://host:port) instead of "
+                     "starting a LocalCluster")  # fmt: skip
+    swp.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="worker processes of the LocalCluster (default: the cores of this machine); each runs one "
+                     "task at a time with one emulator thread")  # fmt: skip
+    swp.add_argument("--out", metavar="DIR", default=None,
+                     help="output folder for NAME.csv and the plots (default: out/sweeps/NAME)")  # fmt: skip
+    swp.add_argument("--serial", action="store_true",
+                     help="run every task in this process, one after another (no Dask; same results)")  # fmt: skip
+    swp.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="run every point again and replace the table (default: skip the runs already ok in it)",
+    )
+    swp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    swp.set_defaults(func=_cmd_sweep)
     return parser
 
 
