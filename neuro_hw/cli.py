@@ -23,9 +23,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     import neuro_hw
+    from neuro_hw.compiler.graph import unsupported_nodes
+    from neuro_hw.compiler.target import load_target
 
     circuit = neuro_hw.load(args.circuit)
     print(circuit.describe())
+    if args.target == "none":
+        return 0
+    target = load_target(args.target)
+    print(f"\non target {target.name} (dt={args.dt:g}):")
+    for name, reason in unsupported_nodes(circuit, target.name).items():
+        print(f"  UNSUPPORTED {name}: {reason}")
+    try:
+        program = neuro_hw.compile(circuit, target=target, dt=args.dt)
+    except NeuroHWError as err:  # the circuit is valid NIR; it just does not map onto this target
+        print(f"  does not compile: {err}")
+        return 0
+    r = program.report.resources
+    print(f"  compiles: {len(program.neurons)} populations, {len(program.connections)} connections, "
+          f"{r.cores_used}/{r.cores_budget} cores, {r.neurons} neurons, {r.synapses} synapses; "
+          f"{len(program.report.notes)} approximation notes (neuro-hw compile shows the report)")  # fmt: skip
     return 0
 
 
@@ -196,8 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of weights and input spike trains (default: 0)")
     demo.set_defaults(func=_cmd_demo)
 
-    info = sub.add_parser("info", help="describe a circuit file (nodes, edges, plasticity rules)")
+    info = sub.add_parser(
+        "info",
+        help="describe a circuit file (nodes, edges, plasticity rules) and whether it compiles for a target",
+        description="Describe any valid NIR file (nodes with shapes, edges, plasticity rules), then say whether it "
+        "compiles for the target: node kinds the target cannot express are listed as UNSUPPORTED with the reason, "
+        "and a refusal of the compiler is quoted. Exit status 0 when the file is a valid circuit, also when it does "
+        "not compile; 2 when it cannot be read.",
+    )
     info.add_argument("circuit", help="a .nir file (stock NIR or saved by neuro-hw)")
+    info.add_argument(
+        "--target", default="loihi2", help="target name or .toml file to check the circuit against, or 'none'"
+    )
+    info.add_argument(
+        "--dt", type=float, default=1e-3, help="time step in seconds for the compile check (default 1e-3)"
+    )
     info.set_defaults(func=_cmd_info)
 
     sim = sub.add_parser("simulate", help="run the float64 reference simulator on a circuit file")

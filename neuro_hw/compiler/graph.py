@@ -83,17 +83,23 @@ def delay_steps(circuit: Circuit, name: str, dt: float) -> np.ndarray:
     return steps.astype(np.int64)
 
 
-def check_supported(circuit: Circuit, target: str) -> None:
-    """Refuse node kinds the chip cannot express at all (before any mapping)."""
-    for name in circuit.names_of_type("Threshold"):
-        raise UnsupportedNodeError(f"Threshold nodes have no fixed-point equivalent on {target}", node=name)
+def unsupported_nodes(circuit: Circuit, target: str) -> dict[str, str]:
+    """The nodes whose kind the chip cannot express at all, with the reason (checked before any mapping)."""
+    found = {name: f"Threshold nodes have no fixed-point equivalent on {target}"
+             for name in circuit.names_of_type("Threshold")}  # fmt: skip
     for name in circuit.names_of_type("LI", "CubaLI", "I"):
         feeds = [s for s in circuit.successors(name) if circuit.type_of(s) != "Output"]
         if feeds:
-            raise UnsupportedNodeError(
-                f"non-spiking {circuit.type_of(name)} node feeds {feeds}; on {target} neurons send spikes only",
-                node=name,
+            found[name] = (
+                f"non-spiking {circuit.type_of(name)} node feeds {feeds}; on {target} neurons send spikes only"
             )
+    return found
+
+
+def check_supported(circuit: Circuit, target: str) -> None:
+    """Refuse node kinds the chip cannot express at all (before any mapping): the first of :func:`unsupported_nodes`."""
+    for name, reason in unsupported_nodes(circuit, target).items():
+        raise UnsupportedNodeError(reason, node=name)
 
 
 class _Walker:

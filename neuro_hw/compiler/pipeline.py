@@ -41,7 +41,7 @@ from neuro_hw.compiler.program import ConnectionProgram, EngineFormat, GradedPro
 from neuro_hw.compiler.report import Report, WeightStepReport
 from neuro_hw.compiler.target import Target, load_target
 from neuro_hw.compiler.weights import quantize_weights, synaptic_delays, weight_range
-from neuro_hw.errors import InputError, RuleError, ValidationError
+from neuro_hw.errors import InputError, NeuroHWError, RuleError, ValidationError
 from neuro_hw.ir.circuit import NEURON_TYPES, Circuit
 
 
@@ -246,7 +246,10 @@ def compile_circuit(
         raise TypeError(f"compile() expects a Circuit, got {type(circuit).__name__}")
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise InputError(f"dt must be a positive finite number, got {dt!r}", field="dt")
-    circuit.validate()
+    try:
+        circuit.validate()
+    except NeuroHWError as err:
+        raise err.located(file=circuit.source) from None
     tgt = target if isinstance(target, Target) else load_target(target)
     for name, value in (input_ranges or {}).items():
         if name not in circuit.input_names:
@@ -263,4 +266,7 @@ def compile_circuit(
     options = CompileOptions(
         dict(input_ranges or {}), dict(activity_ranges or {}), dict(signal_levels or {}), trace_impulse
     )
-    return _compile(circuit, tgt, float(dt), options)
+    try:
+        return _compile(circuit, tgt, float(dt), options)
+    except NeuroHWError as err:  # about the circuit: name the file it came from
+        raise err.located(file=circuit.source) from None

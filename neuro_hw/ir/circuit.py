@@ -112,6 +112,9 @@ class Circuit:
         Weight-node name -> :class:`~neuro_hw.ir.plasticity.Plasticity`.
     metadata:
         Free-form, JSON-serialisable information kept in the file (not part of the hash).
+
+    ``source`` is the file the circuit was loaded from (set by :func:`neuro_hw.load`, else None): errors of later
+    stages (compile) name it.
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class Circuit:
         self.edges: list[tuple[str, str]] = [(str(a), str(b)) for a, b in edges]
         self.plasticity: dict[str, Plasticity] = dict(plasticity or {})
         self.metadata: dict = dict(metadata or {})
+        self.source: str | None = None
         if validate:
             self.validate()
 

@@ -103,15 +103,24 @@ def _read_graph(f: h5py.File, file: str) -> nir.NIRGraph:
         raise CircuitFileError(f"cannot read the root node type ({err})", file=file) from None
     if root_type != "NIRGraph":
         raise CircuitFileError(f"the root node is {root_type!r}, expected a NIRGraph", file=file)
-    if "nodes" not in root or "edges" not in root:
-        raise CircuitFileError("the graph has no 'nodes' or 'edges'", file=file, field="node")
+    return _read_nodes_and_edges(root, "", file)
+
+
+def _read_nodes_and_edges(group: h5py.Group, prefix: str, file: str) -> nir.NIRGraph:
+    """A graph's nodes and edges, without nir's type check: shapes are checked, with our messages, when the
+    (flattened) graph becomes a :class:`Circuit`.  ``prefix`` is the dotted path of a nested graph (``"rec."``)."""
+    if "nodes" not in group or "edges" not in group:
+        raise CircuitFileError("the graph has no 'nodes' or 'edges'", file=file, node=prefix[:-1] or None,
+                               field="node" if not prefix else "nodes")  # fmt: skip
     nodes = {}
-    for name in root["nodes"]:
-        nodes[name] = _read_node(root["nodes"][name], name, file)
+    for name in group["nodes"]:
+        nodes[name] = _read_node(group["nodes"][name], prefix + name, file)
     try:
-        edges = [(_str(a), _str(b)) for a, b in root["edges"][()]]
+        edges = [(_str(a), _str(b)) for a, b in group["edges"][()]]
     except (ValueError, TypeError, OSError) as err:
-        raise CircuitFileError(f"cannot read the edge list ({err})", file=file, field="edges") from None
+        raise CircuitFileError(
+            f"cannot read the edge list ({err})", file=file, node=prefix[:-1] or None, field="edges"
+        ) from None
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
@@ -127,6 +136,8 @@ def _read_node(group: h5py.Group, name: str, file: str) -> nir.NIRNode:
     kind = data.get("type")
     if kind is None:
         raise CircuitFileError("node has no 'type' entry", file=file, node=name, field="type")
+    if str(kind) == "NIRGraph":  # a nested graph (an exporter's recurrent layer): read it like the top level
+        return _read_nodes_and_edges(group, name + ".", file)
     try:
         cls = getattr(nir, str(kind))
         if not (isinstance(cls, type) and issubclass(cls, nir.NIRNode)):
@@ -255,4 +266,5 @@ def load(path: str | os.PathLike) -> Circuit:
     except NeuroHWError as err:
         raise err.located(file=file) from None
     circuit.metadata.update(metadata)
+    circuit.source = file
     return circuit

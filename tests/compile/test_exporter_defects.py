@@ -145,3 +145,81 @@ def test_cuba_impulse_responses_match_the_reference_and_the_emulator():
     note = next(n for n in program.report.notes if "after one input step" in n)
     assert "25% of the reference's peak (step 1" in note
     assert any(r.group == "lif.impulse_response" for r in program.report.parameters)
+
+
+# -- item 6: usability on real files ------------------------------------------------------------------------
+def _lif(n: int) -> nir.LIF:
+    return nir.LIF(tau=np.full(n, 0.01), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n))
+
+
+def test_info_describes_a_graph_it_cannot_compile_and_marks_every_unsupported_node(tmp_path, capsys):
+    from neuro_hw.cli import main
+
+    li = nir.LI(tau=np.full(2, 0.01), r=np.ones(2), v_leak=np.zeros(2))
+    nodes = {"in": nir.Input(np.array([3])), "w": nir.Linear(np.ones((2, 3))), "th": nir.Threshold(np.ones(2)),
+             "w2": nir.Linear(np.ones((2, 2))), "li": li, "w3": nir.Linear(np.ones((2, 2))), "lif": _lif(2),
+             "out": nir.Output(np.array([2]))}  # fmt: skip
+    chain = ["in", "w", "th", "w2", "li", "w3", "lif", "out"]
+    path = tmp_path / "unsupported.nir"
+    nir.write(path, nir.NIRGraph(nodes, list(zip(chain[:-1], chain[1:], strict=True))))
+    assert main(["info", str(path)]) == 0  # a valid circuit: described, exit 0, even though it does not compile
+    out = capsys.readouterr().out
+    assert "th                   Threshold" in out and "li                   LI" in out
+    assert "UNSUPPORTED th: Threshold nodes have no fixed-point equivalent on loihi2" in out
+    assert "UNSUPPORTED li: non-spiking LI node feeds ['w3']" in out
+    assert f"does not compile: file '{path}', node 'th'" in out
+    assert main(["info", str(path), "--target", "none"]) == 0
+    assert "UNSUPPORTED" not in capsys.readouterr().out
+
+
+def test_info_says_a_compilable_circuit_compiles(tmp_path, capsys):
+    from neuro_hw.cli import main
+
+    nodes = {"in": nir.Input(np.array([3])), "w": nir.Linear(np.ones((2, 3))), "lif": _lif(2),
+             "out": nir.Output(np.array([2]))}  # fmt: skip
+    path = tmp_path / "ok.nir"
+    nir.write(path, nir.NIRGraph(nodes, [("in", "w"), ("w", "lif"), ("lif", "out")]))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "compiles: 1 populations, 1 connections, 1/128 cores, 2 neurons, 6 synapses" in out
+    assert "UNSUPPORTED" not in out and "does not compile" not in out
+
+
+def test_compile_errors_name_the_file(tmp_path, capsys):
+    from neuro_hw.cli import main
+
+    nodes = {"in": nir.Input(np.array([3])), "w": nir.Linear(np.ones((2, 3))), "th": nir.Threshold(np.ones(2)),
+             "out": nir.Output(np.array([2]))}  # fmt: skip
+    path = tmp_path / "thr.nir"
+    nir.write(path, nir.NIRGraph(nodes, [("in", "w"), ("w", "th"), ("th", "out")]))
+    with pytest.raises(UnsupportedNodeError) as err:  # the API names the file the circuit was loaded from
+        neuro_hw.compile(neuro_hw.load(path))
+    assert err.value.file == str(path) and err.value.node == "th"
+    with pytest.raises(UnsupportedNodeError) as err:  # a circuit built in memory has no file
+        neuro_hw.compile(Circuit(nodes, [("in", "w"), ("w", "th"), ("th", "out")]))
+    assert err.value.file is None
+    assert main(["compile", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"neuro-hw compile: error: file '{path}', node 'th': Threshold nodes have no fixed-point equivalent on loihi2"
+    )
+
+
+def test_shape_errors_inside_nested_graphs_get_our_message(tmp_path):
+    import h5py
+
+    sub = nir.NIRGraph({"input": nir.Input(np.array([2])), "w": nir.Linear(np.ones((2, 2))), "lif": _lif(2),
+                        "output": nir.Output(np.array([2]))},
+                       [("input", "w"), ("w", "lif"), ("lif", "output")])  # fmt: skip
+    graph = nir.NIRGraph({"in": nir.Input(np.array([3])), "w0": nir.Linear(np.ones((2, 3))), "rec": sub,
+                          "out": nir.Output(np.array([2]))}, [("in", "w0"), ("w0", "rec"), ("rec", "out")])  # fmt: skip
+    path = tmp_path / "nested.nir"
+    nir.write(path, graph)
+    assert neuro_hw.load(path).size("rec.lif") == 2  # the valid nested graph loads
+    with h5py.File(path, "r+") as f:  # the nested weight now expects 5 inputs; its Input gives 2
+        del f["node/nodes/rec/nodes/w/weight"]
+        f["node/nodes/rec/nodes/w/weight"] = np.ones((2, 5))
+    with pytest.raises(ValidationError) as err:
+        neuro_hw.load(path)
+    assert err.value.file == str(path) and err.value.node == "rec.w" and err.value.field == "input"
+    assert "'rec.input' outputs (2,) (2 values) but 'rec.w' expects (5,)" in err.value.reason
+    assert "Type inference" not in str(err.value)  # not nir's raw text
