@@ -38,6 +38,12 @@ once per case by ``neuro_hw.compile`` and run by ``neuro_hw.run(..., backend="la
   as one worker process per core: ``cores`` concurrent ``neuro_hw.run(..., backend="lava")`` calls from
   as many threads, each with an equal share of the trials (each worker runs its trials one after another).
   The parts' results are joined and compared exactly with the emulator's batch.
+* **An error-driven circuit** (``fa_digits``): the digits feedback-alignment network of
+  :mod:`neuro_hw.circuits.feedback_alignment` (64-100-10 graded neurons, signed errors on rails, a product neuron,
+  two plastic layers with overwritten pre traces) trained online on its first ``fa_samples`` digits (5 steps
+  each), timed and compared like the cases above; the fraction of steps on which each population sends a nonzero
+  payload and the fraction of plastic weights that changed are measured on the timed run.  ``--only-fa`` runs it
+  alone (JSON: ``benchmarks/results/emulator_vs_lava_fa_digits.json``).
 * **Emulator-only diagnostics** (no ratio is based on them): CPU time per trial-step of the batched case
   with STDP recording everything, with STDP recording spikes only (``run_program_emulator(record="spikes")``),
   and without learning (its own calibrated gains, same rates) -- what bounds the emulator.
@@ -46,7 +52,7 @@ The machine's load average is stored before and after the run (other processes o
 sides); ``--wait-idle SECONDS`` first waits, up to that long, for the 1-minute load to drop below
 ``--idle-load``.  All randomness is seeded.
 
-    python benchmarks/emulator_vs_lava.py [--quick] [--json out.json] [--wait-idle 3600]
+    python benchmarks/emulator_vs_lava.py [--quick] [--only-fa] [--json out.json] [--wait-idle 3600]
 
 ``--quick`` is a smoke run (n=10 only, short runs, one repeat, no cold start, no JSON unless ``--json`` is
 given).  The exit status is non-zero when an exactness check fails or, in a full run, a measured rate is outside
@@ -95,6 +101,7 @@ class Plan:
     batched: tuple[int, int, int]  # n, trials, steps (STDP, MAIN_RATE)
     repeats: int
     cold_repeats: int
+    fa_samples: int  # digits presented to the FA circuit
 
 
 #: Run lengths: Lava's per-step cost is nearly constant (about 20 steps/s at n=1000 with STDP, its learning
@@ -112,8 +119,10 @@ FULL = Plan(
     batched=(100, 64, 300),
     repeats=3,
     cold_repeats=2,
+    fa_samples=200,
 )
-QUICK = Plan(cases=((10, True, 300),), rates=RATES, batched=(10, 2, 200), repeats=1, cold_repeats=0)
+QUICK = Plan(cases=((10, True, 300),), rates=RATES, batched=(10, 2, 200), repeats=1, cold_repeats=0, fa_samples=10)
+FA_JSON = "benchmarks/results/emulator_vs_lava_fa_digits.json"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,7 +213,8 @@ def children_cpu() -> float:
 
 def run_lava(program, x: np.ndarray, steps: int, seeds: list[int]) -> tuple[Result, dict]:
     cpu0, t0 = children_cpu(), time.perf_counter()
-    res = neuro_hw.run(program, {"in": x}, steps, backend="lava", seed=seeds, weights_every=steps)
+    inputs = x if isinstance(x, dict) else {"in": x}
+    res = neuro_hw.run(program, inputs, steps, backend="lava", seed=seeds, weights_every=steps)
     wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     run_s = sum(t["run_s"] for t in res.metadata["lava"]["timings"])
     return res, {"wall_s": wall, "cpu_s": cpu, "run_s": run_s, "startup_s": wall - run_s}
@@ -246,7 +256,8 @@ def run_lava_parallel(program, x: np.ndarray, steps: int, seeds: list[int], work
 
 def run_emulator(program, x: np.ndarray, steps: int, seeds: list[int]) -> tuple[Result, dict]:
     cpu0, t0 = time.process_time(), time.perf_counter()
-    res = neuro_hw.run(program, {"in": x}, steps, backend="emulator", seed=seeds, weights_every=steps)
+    inputs = x if isinstance(x, dict) else {"in": x}
+    res = neuro_hw.run(program, inputs, steps, backend="emulator", seed=seeds, weights_every=steps)
     return res, {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0}
 
 
@@ -375,6 +386,50 @@ def bench_batched(n: int, batch: int, steps: int, repeats: int, workers: int) ->
     out |= {"rates": rates, "rates_in_band": in_band(rates, MAIN_RATE), "load_avg": list(load)}
     out |= {"lava_workers": workers, "emulator_threads": workers}
     return out | s
+
+
+def bench_fa_digits(samples: int, repeats: int) -> dict:
+    """The digits feedback-alignment circuit (64-100-10, graded activations, signed errors on rails, hidden errors
+    computed on chip; :mod:`neuro_hw.circuits.feedback_alignment`) trained online on its first ``samples`` digits,
+    timed on both sides like the other cases; the conditions are measured in the timed emulator run: the fraction
+    of steps on which each graded population sends a nonzero payload, and the plastic weights that changed."""
+    from neuro_hw.circuits.digits import epoch_order, load_digits_split, one_hot
+    from neuro_hw.circuits.error_driven_numpy import ErrorDrivenParams, init_weights
+    from neuro_hw.circuits.feedback_alignment import SignalRanges, error_driven_circuit, stimuli
+
+    params, split = ErrorDrivenParams(), load_digits_split()
+    w1, w2, b = init_weights(params, 0)
+    circuit_fa, schedule = error_driven_circuit(params, w1, w2, b, "fa")
+    order = epoch_order(len(split.y_train), 1, 0)[:samples]
+    stim = stimuli(schedule, split.x_train[order], one_hot(split.y_train[order]))
+    program = neuro_hw.compile(circuit_fa, dt=DT, **SignalRanges().compile_options())
+    steps = schedule.steps(samples)
+    load = os.getloadavg()
+    lava_t, emu_t, checks, res = timed_pairs(program, stim, steps, [0], repeats, run_lava)
+    graded = {k[: -len(".y")]: float((v != 0).mean()) for k, v in res.states.items() if k.endswith(".y")}
+    changed = {k: float((v[:, -1] != v[:, 0]).mean()) for k, v in res.weights.items() if k in ("w1.w", "w2.w")}
+    sizes = {name: int(pop.n) for name, pop in program.neurons.items()}
+    out = {"case": "fa_digits", "n": "64-100-10", "stdp": False, "trials": 1, "steps": steps, "samples": samples}
+    out |= {"period_steps": schedule.period, "population_sizes": sizes, "nonzero_output_fraction": graded}
+    out |= {"weights_changed_fraction": changed, "load_avg": list(load)}
+    s = summarise(lava_t, emu_t, checks)
+    s["steps_per_s"] = {
+        "lava_in_run": steps / s["median"]["lava"]["run_s"],
+        "lava_whole_call": steps / s["median"]["lava"]["wall_s"],
+        "emulator_whole_call": steps / s["median"]["emulator"]["wall_s"],
+    }
+    return out | s
+
+
+def fmt_fa(c: dict) -> str:
+    m, r = c["median"], c["ratio"]
+    active = ", ".join(f"{k} {v:.0%}" for k, v in c["nonzero_output_fraction"].items())
+    return (
+        f"FA digits 64-100-10, {c['samples']} samples = {c['steps']} steps (nonzero outputs per step: {active}): "
+        f"Lava {m['lava']['wall_s']:.2f} s (start-up {m['lava']['startup_s']:.2f} s), emulator "
+        f"{m['emulator']['wall_s']:.4f} s; wall {r['wall']:.0f}x, cpu {r['cpu']:.0f}x, steady {r['steady']:.0f}x; "
+        f"exact {c['exact']['passed']}"
+    )
 
 
 def emulator_diagnostics(n: int, batch: int, steps: int, repeats: int, stdp_gains: list[float]) -> dict:
@@ -507,8 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help=f"where to write JSON (full run: {DEFAULT_JSON})")
     parser.add_argument("--wait-idle", type=float, default=0.0, help="wait up to this many s for a quiet machine")
     parser.add_argument("--idle-load", type=float, default=0.5, help="1-minute load average counted as quiet")
+    parser.add_argument("--only-fa", action="store_true",
+                        help=f"run only the FA digits case (full run: writes {FA_JSON})")  # fmt: skip
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.only_fa:
+        return main_fa(plan, args)
     json_path = args.json or (None if args.quick else DEFAULT_JSON)
     cores = len(os.sched_getaffinity(0))
 
@@ -531,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     bn, bb, bt = plan.batched
     batched = bench_batched(bn, bb, bt, plan.repeats, cores)
     print(fmt_case(batched), f" ({cores} Lava workers vs {cores} emulator threads)", flush=True)
+    fa = bench_fa_digits(plan.fa_samples, plan.repeats)
+    print(fmt_fa(fa), flush=True)
     diagnostics = emulator_diagnostics(bn, bb, bt, plan.repeats, batched["gains"])
     print(
         "emulator only, CPU us per trial-step (n={n}, B={trials}): STDP {a:.3f}, STDP spikes only {b:.3f}, "
@@ -560,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
 
     everything = [*cases, batched]
-    exact = all(c["exact"]["passed"] for c in everything)
+    exact = all(c["exact"]["passed"] for c in [*everything, fa])
     rates_ok = all(c["rates_in_band"] for c in everything)
     out = {
         "description": __doc__.split("\n\n")[0],
@@ -590,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_rates_in_band": rates_ok,
         "cases": cases,
         "batched": batched,
+        "fa_digits": fa,
         "cold_start": cold,
         "emulator_only": diagnostics,
     }
@@ -600,6 +662,49 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
     print(f"all runs bit-exact: {exact}; all measured rates within {RATE_BAND:.0%} of target: {rates_ok}")
     return 0 if exact and (rates_ok or args.quick) else 1
+
+
+def main_fa(plan: Plan, args: argparse.Namespace) -> int:
+    """Only the FA digits case (``--only-fa``), with the same conditions recorded as a full run."""
+    cores = len(os.sched_getaffinity(0))
+    waited = wait_for_idle(args.wait_idle, args.idle_load) if args.wait_idle > 0 else 0.0
+    load_before, started = os.getloadavg(), time.perf_counter()
+    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; {cores} cores")
+    fa = bench_fa_digits(plan.fa_samples, plan.repeats)
+    print(fmt_fa(fa), flush=True)
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    out = {
+        "description": "Emulator vs Lava on the digits feedback-alignment circuit (benchmarks/emulator_vs_lava.py "
+        "--only-fa): the same compiled run on both sides, timed interleaved, each timed pair compared value for value",
+        "conditions": {
+            "dt": DT,
+            "repeats_per_side": plan.repeats,
+            "recording": "the Program's default recording "
+            "every step (spikes/graded payloads, u, v, traces); plastic weights at steps 0 and T",
+        },  # fmt: skip
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "cores_used": cores,
+            "load_avg_before": list(load_before),
+            "load_avg_after": list(load_after),
+            "waited_for_idle_s": waited,
+            "total_s": time.perf_counter() - started,
+        },
+        "versions": package_versions(),
+        "source": source_state(),
+        "quick": args.quick,
+        "fa_digits": fa,
+    }
+    json_path = args.json or (None if args.quick else FA_JSON)
+    if json_path:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+        print(f"wrote {path}")
+    return 0 if fa["exact"]["passed"] else 1
 
 
 if __name__ == "__main__":
