@@ -299,8 +299,8 @@ def compile_learning(
     mag = target.weights.magnitude_max
     enforced_lo, enforced_hi = ((-mag - 1) / s_w if lo < 0 else 0.0), (mag / s_w if hi > 0 else 0.0)
     report.notes.append(
-        f"{name}: the engine clips weights to [{enforced_lo:.6g}, {enforced_hi:.6g}] (8-bit range); "
-        f"requested w_bounds [{lo:g}, {hi:g}]"
+        f"{name}: the engine clips weights to [{enforced_lo:.6g}, {enforced_hi:.6g}] ({target.weights.bits}-bit "
+        f"range); requested w_bounds [{lo:g}, {hi:g}]"
     )
     return LearningProgram(
         rules=rules,

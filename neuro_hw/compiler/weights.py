@@ -97,7 +97,9 @@ def quantize_weights(
         ParameterReport.of(f"{conn.name}.weights", conn.weight, W_int, represented, q.saturated, unit="weight")
     )
     if q.saturated:
-        report.notes.append(f"{conn.name}: {q.saturated} weights saturated at the {sign_mode} 8-bit range")
+        report.notes.append(
+            f"{conn.name}: {q.saturated} weights saturated at the {sign_mode} {target.weights.bits}-bit range"
+        )
     vanish = int(np.count_nonzero((conn.weight != 0) & (W_int != 0) & (effective == 0)))
     if vanish:
         report.notes.append(
