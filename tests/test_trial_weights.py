@@ -38,9 +38,7 @@ def test_the_circuits_own_weights_give_the_programs_integers(setup):
     circuit, program, _, _ = setup
     nodes = {name: circuit.nodes[name].weight for name in ("w1", "w2", "feedback", "h_gate")}
     ints = trial_weights(program, nodes, 2)
-    assert {k for k in ints if k.startswith("feedback")} == {
-        f"feedback[err{s}->delta{t}]" for s in "+-" for t in "+-"
-    }
+    assert {k for k in ints if k.startswith("feedback")} == {f"feedback[err{s}->delta{t}]" for s in "+-" for t in "+-"}
     assert {k for k in ints if k.startswith("h_gate")} == {"h_gate[h->delta+]", "h_gate[h->delta-]"}
     assert len(ints) == 8
     for name, arr in ints.items():
