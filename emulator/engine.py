@@ -35,6 +35,7 @@ from neuro_hw.compiler.trial_weights import check_trial_weights
 from neuro_hw.errors import InputError, ValidationError
 from neuro_hw.result import Result
 
+from .conv import ConvSynapse, uniform_delay
 from .dense import DenseSynapse, dense_effective_weights, learning_effective_weights
 from .graded import GradedPopulation
 from .learning import LearningEngine
@@ -135,7 +136,7 @@ class EmulatorRun:
             for name, pop in program.neurons.items()
         }
         self.lif = {name: p for name, p in self.pops.items() if isinstance(p, LifPopulation)}
-        self.conns: dict[str, DenseSynapse | LearningEngine] = {}  # every connection, Program order
+        self.conns: dict[str, DenseSynapse | ConvSynapse | LearningEngine] = {}  # every connection, Program order
         self.static_w: dict[str, np.ndarray] = {}
         self.engines: dict[str, LearningEngine] = {}
         for index, (name, conn) in enumerate((n, c) for n, c in program.connections.items() if c.learning is not None):
@@ -156,6 +157,15 @@ class EmulatorRun:
                 per_trial.get(name, conn.weights), conn.sign_mode, conn.num_weight_bits, program.engine.weight_bits
             )
             self.static_w[name] = w
+            if conn.conv is not None and name not in per_trial:  # the kernel, with the same effective integers
+                kernel = dense_effective_weights(
+                    conn.conv.kernel, conn.sign_mode, conn.num_weight_bits, program.engine.weight_bits
+                )
+                delay = uniform_delay(conn.delays, conn.weights)
+                self.conns[name] = ConvSynapse(
+                    conn.conv, kernel, conn.weight_exp, conn.num_message_bits, batch, delay or None
+                )
+                continue
             self.conns[name] = DenseSynapse(w, conn.weight_exp, conn.num_message_bits, batch, conn.delays)
         self.kernel = StepKernel(program, self.pops, self.conns, self.full)
 
@@ -205,7 +215,7 @@ class EmulatorRun:
             values = self.kernel.arguments(steps, start, wrow, data, rec_s, rec_u, rec_v, rec_tr, rec_w)
             self.kernel.run(batch, values)
         for syn in self.conns.values():
-            if isinstance(syn, DenseSynapse) and syn.delayed:
+            if isinstance(syn, (DenseSynapse, ConvSynapse)) and syn.delayed:
                 syn.head = (syn.head + steps) % syn.n_delay
         self.steps_done = start + steps
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from neuro_hw import limits
 from neuro_hw.backends import BACKENDS, HARDWARE_MISSING, PROGRAM_BACKENDS, lava_missing
 from neuro_hw.compiler.payloads import normalize_payloads
 from neuro_hw.compiler.program import Program
@@ -123,9 +124,18 @@ def run(
         raise BackendUnavailableError(HARDWARE_MISSING, field="backend")
     if backend in ("lava", "lava-float") and lava_missing():
         raise BackendUnavailableError(lava_missing(), field="backend")
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
+    steps = limits.check_steps(steps)
+    weights_every = limits.check_every(weights_every, "weights_every")
+    if isinstance(seed, np.ndarray):
+        seed = seed.tolist()
+    if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence):
+        seed = limits.check_seed(seed)
+    else:
+        seed = [limits.check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)]
     payloads = stimulus_to_payloads(program, inputs)
+    trials = max([a.shape[0] for a in payloads.values() if a.ndim >= 3] + [1 if isinstance(seed, int) else len(seed)])
+    n_neurons = sum(program.source_size(name) for name in program.neurons)
+    limits.check_recording(steps * trials * 2 * n_neurons, f"a {steps:,}-step run of {trials} trial(s)")  # spikes, v
     int_weights = None
     if weights:
         n_trials = weight_batch(weights)

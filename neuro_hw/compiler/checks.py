@@ -7,7 +7,8 @@
   binary connection, delays outside 0..63, learning rules without dw/dt/dd, ``t_epoch < 1``, unknown
   traces, negative impulses or taus, third factors on other traces than y1..y3, from unknown sources
   or of the wrong size; a gate port (``port="b"``) into anything but a product population, a product
-  population without both ports fed, a graded pre activity from a source that sends spikes;
+  population without both ports fed, a graded pre activity from a source that sends spikes; a convolution
+  geometry whose unrolled kernel is not the weight matrix, or with several delays or learning;
 * what Lava 0.10 cannot express (``unsupported``, a :class:`~neuro_hw.errors.NeuroHWError` subclass
   chosen by the backend): neuron models other than LIF, plastic connections with delays, y impulses
   in a 3-factor rule (Lava's ``Loihi3FLearningRule`` drives y1..y3 from the third-factor ports only).
@@ -89,6 +90,8 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
         raise ValidationError("delays must be >= 0", node=name, field="delays")
     if conn.delays is not None and max_delay is not None and np.any(conn.delays > max_delay):
         raise ValidationError(f"delays must lie in 0..{max_delay}", node=name, field="delays")
+    if conn.conv is not None:
+        _check_conv(name, conn)
     lp = conn.learning
     if lp is None:
         return
@@ -148,3 +151,26 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
                 node=name,
                 field="learning.impulses",
             )
+
+
+def _check_conv(name: str, conn) -> None:  # type: ignore[no-untyped-def]
+    """A convolution connection: its kernel unrolls to exactly ``weights``; one delay; no learning."""
+    g = conn.conv
+    if (g.n_out, g.n_in) != tuple(conn.weights.shape):
+        raise ValidationError(
+            f"the convolution maps {g.n_in} inputs to {g.n_out} outputs, the weights are {tuple(conn.weights.shape)}",
+            node=name,
+            field="conv",
+        )
+    rows, cols, taps = g.structure()
+    kernel = np.asarray(g.kernel).reshape(-1)
+    same = np.array_equal(conn.weights[rows, cols], kernel[taps])
+    if not same or np.count_nonzero(conn.weights) != np.count_nonzero(kernel[taps]):
+        raise ValidationError("the weights are not the unrolled convolution kernel", node=name, field="conv")
+    if conn.learning is not None:
+        raise ValidationError("a convolution cannot be plastic", node=name, field="learning")
+    if conn.delays is not None:
+        used = conn.delays[conn.weights != 0]
+        if used.size and np.unique(used).size > 1:
+            raise ValidationError("a convolution needs one synaptic delay for all its synapses", node=name,
+                                  field="delays")  # fmt: skip

@@ -348,6 +348,7 @@ def expand_rails(connections: list[Connection], plan: GradedPlan) -> list[Connec
                         origin=conn.origin,
                         origin_rows=rows,
                         origin_cols=conn.origin_cols,
+                        conv=None if conn.conv is None else conn.conv.with_kernel(conn.conv.kernel * sign),
                     )
                 )
     return out

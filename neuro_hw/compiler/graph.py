@@ -9,7 +9,11 @@ walks the graph and folds every path into that form::
     =>  Connection(weight = diag(s_tgt) W diag(s_src),  delay = d_tgt[:, None] + d_src[None, :])  (steps)
 
 Several sources or targets of one weight node give one connection per (source, target) pair, named
-``"W[source->target]"``; a weight node with one of each keeps its own name.  An edge into a population
+``"W[source->target]"``; a weight node with one of each keeps its own name.  Convolution and pooling nodes are
+weight nodes with their unrolled matrix; a pooling node next to another weight node is folded into it
+(:mod:`.weight_maps`: one matrix, one more step of synaptic delay per folded node).  A connection that is still a
+convolution -- one source scale, target scales constant per output channel, one delay -- keeps its geometry
+(``Connection.conv``, kernel with the scales folded in).  An edge into a population
 without a weight node becomes identity weights (with the chip's one-step synaptic latency, reported).
 Affine biases are collected per target population (float, scaled like the weights).  A connection into
 a ``ProductNeuron`` feeds its gate port ``b`` when the node the path enters it from is one of the
@@ -22,8 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuro_hw.compiler.weight_maps import WeightMap, describe_fold, is_trial_weight_origin, weight_maps
 from neuro_hw.errors import UnsupportedNodeError, ValidationError
 from neuro_hw.ir.circuit import POPULATION_TYPES, WEIGHT_TYPES, Circuit
+from neuro_hw.ir.conv import ConvGeometry
 from neuro_hw.ir.graded import ProductNeuron
 
 #: Node types folded into the connections' weights and delays.
@@ -57,6 +63,8 @@ class Connection:
     origin: str | None = None
     origin_rows: np.ndarray | None = None
     origin_cols: np.ndarray | None = None
+    #: The convolution the weights unroll from (float kernel, scales folded in), when they still are one.
+    conv: ConvGeometry | None = None
 
 
 @dataclass
@@ -186,35 +194,50 @@ def _port(circuit: Circuit, population: str, via: str) -> str:
     return "b" if isinstance(node, ProductNeuron) and via in node.gate_inputs else "a"
 
 
+def _conv_of(m: WeightMap, rows: np.ndarray, cols: np.ndarray, delay: np.ndarray) -> ConvGeometry | None:
+    """The map's convolution with path scales folded into its kernel, if the connection still is one: one scale on
+    every source element, one per output channel on the targets, one delay."""
+    g = m.geometry
+    if g is None or not (np.all(cols == cols[0]) and np.all(delay == delay.flat[0])):
+        return None
+    per_channel = rows.reshape(g.out_shape[0], -1)
+    if not np.all(per_channel == per_channel[:, :1]):
+        return None
+    return g.with_kernel(g.kernel * per_channel[:, 0].reshape(-1, 1, 1, 1) * cols[0])
+
+
 def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
     """All source -> population connections of ``circuit`` and the Affine biases per target population."""
     walk = _Walker(circuit, target, dt)
     wiring = Wiring([], {})
-    for w in circuit.names_of_type(*WEIGHT_TYPES):
-        node = circuit.nodes[w]
-        W = np.asarray(node.weight, dtype=np.float64)
-        sources, targets = walk.sources(w, weight_node=w), walk.targets(w)
+    for w, m in weight_maps(circuit).items():
+        W = m.matrix
+        sources, targets = walk.sources(m.first, weight_node=m.first), walk.targets(m.last)
         if not targets:
             raise UnsupportedNodeError(
                 f"weight node {w!r} feeds no neuron population (only Output or nothing); "
                 f"{target} can only deliver weighted inputs to neurons",
                 node=w,
             )
+        if m.folded:
+            wiring.notes.append(describe_fold(m, dt))
         plastic = w if w in circuit.plasticity else None
         if plastic and (len(sources) != 1 or len(targets) != 1):
             raise UnsupportedNodeError(
                 "a plastic weight node must connect exactly one source to one neuron population", node=w
             )
+        origin = w if is_trial_weight_origin(circuit, m) else None
         for tp in targets:
             Wt = W * tp.scale[:, None]
-            if circuit.type_of(w) == "Affine":
-                b = np.asarray(node.bias, dtype=np.float64).reshape(-1) * tp.scale
+            if m.bias is not None:
+                b = m.bias * tp.scale
                 wiring.affine_bias[tp.end] = wiring.affine_bias.get(tp.end, 0.0) + b
-                wiring.affine_sources.setdefault(tp.end, []).append(w)
+                wiring.affine_sources.setdefault(tp.end, []).extend(m.bias_parts)
             for sp in sources:
                 name = w if len(sources) * len(targets) == 1 else f"{w}[{sp.end}->{tp.end}]"
-                delay = tp.delay[:, None] + sp.delay[None, :]
+                delay = tp.delay[:, None] + sp.delay[None, :] + m.delay
                 port = _port(circuit, tp.end, tp.via)
+                rows, cols = np.asarray(tp.scale, dtype=np.float64), np.asarray(sp.scale, dtype=np.float64)
                 wiring.connections.append(
                     Connection(
                         name,
@@ -224,9 +247,10 @@ def resolve_wiring(circuit: Circuit, target: str, dt: float) -> Wiring:
                         delay,
                         plastic,
                         port,
-                        origin=w,
-                        origin_rows=np.asarray(tp.scale, dtype=np.float64),
-                        origin_cols=np.asarray(sp.scale, dtype=np.float64),
+                        origin=origin,
+                        origin_rows=rows if origin else None,
+                        origin_cols=cols if origin else None,
+                        conv=_conv_of(m, rows, cols, delay),
                     )
                 )
     # Direct edges into neurons (through pass-through nodes, no weight node): identity weights.

@@ -22,7 +22,7 @@ from neuro_hw.compiler.program import InputProgram
 from neuro_hw.compiler.report import Report
 from neuro_hw.compiler.target import Target
 from neuro_hw.errors import ValidationError
-from neuro_hw.ir.circuit import Circuit
+from neuro_hw.ir.circuit import Circuit, output_shape
 
 
 def graded_input_ranges(
@@ -57,9 +57,10 @@ def input_programs(circuit: Circuit, signals: Mapping[str, Signal]) -> dict[str,
     inputs = {}
     for name in circuit.input_names:
         n = circuit.size(name)
+        shape = output_shape(circuit.nodes[name])
         sig = signals.get(name)
         if sig is not None:
-            inputs[name] = InputProgram(name, n, graded=True, scale=sig.scale, max_payload=sig.payload_max)
+            inputs[name] = InputProgram(name, n, True, sig.scale, sig.payload_max, shape)
         else:
-            inputs[name] = InputProgram(name, n, graded=False, scale=1.0, max_payload=1)
+            inputs[name] = InputProgram(name, n, graded=False, scale=1.0, max_payload=1, shape=shape)
     return inputs

@@ -50,6 +50,9 @@ def normalize_payloads(
     batches: set[int] = set()
     for name, spec in program.inputs.items():
         arr = as_int_array(name, inputs[name])
+        shape = tuple(getattr(spec, "shape", ()) or ())
+        if len(shape) > 1 and arr.ndim in (len(shape) + 1, len(shape) + 2) and arr.shape[-len(shape) :] == shape:
+            arr = arr.reshape(arr.shape[: -len(shape)] + (spec.n,))  # (B, T, *shape) -> (B, T, n)
         if arr.ndim == 2:
             arr = arr[None]
         elif arr.ndim == 3:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuro_hw.compiler.conv_weights import quantize_conv
 from neuro_hw.compiler.graded import (
     GradedPlan,
     align_forward_scales,
@@ -115,7 +116,12 @@ def _compile_once(
             row_gain = np.full(conn.weight.shape[0], plan.port_scales[(conn.target, conn.port)] / scale_of(conn.source))
         graded_input = conn.source in inputs and inputs[conn.source].graded
         spike_source = not (graded_input or isinstance(neurons.get(conn.source), GradedProgram))
-        W_int, exp, sign_mode, w_scale = quantize_weights(conn, row_gain, spec, target, report, spike_source)
+        conv = None
+        quantized = None if conn.conv is None else quantize_conv(conn, row_gain, target, report, spike_source)
+        if quantized is not None:
+            W_int, exp, sign_mode, w_scale, conv = quantized
+        else:
+            W_int, exp, sign_mode, w_scale = quantize_weights(conn, row_gain, spec, target, report, spike_source)
         delays = synaptic_delays(conn, target)
         num_message_bits = 0
         if conn.source in inputs and inputs[conn.source].graded:
@@ -144,6 +150,7 @@ def _compile_once(
             origin=conn.origin,
             origin_rows=conn.origin_rows,
             origin_cols=conn.origin_cols,
+            conv=conv,
         )
     report.signals = signal_reports(plan)
     payloads = {name: sig.payload_max for name, sig in plan.signals.items()}
@@ -244,7 +251,7 @@ def compile_circuit(
     """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"compile() expects a Circuit, got {type(circuit).__name__}")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+    if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise InputError(f"dt must be a positive finite number, got {dt!r}", field="dt")
     try:
         circuit.validate()

@@ -14,7 +14,10 @@ Units and widths (Loihi 2 / Lava ``fixed_pt``):
   Synaptic input is added to ``u`` as ``a << 6``.
 * ``ConnectionProgram``: weights ``(n_target, n_source)`` as int32 in the 8-bit(+sign) weight format,
   ``weight_exp`` shifts the summed input, ``num_weight_bits`` and ``sign_mode`` as in Lava's Dense.
-  A connection with ``delays`` is a DelayDense (per-synapse delay in steps, 0..62).
+  A connection with ``delays`` is a DelayDense (per-synapse delay in steps, 0..62).  A convolution (or pooling)
+  also carries its geometry ``conv`` (:class:`~neuro_hw.ir.conv.ConvGeometry` with the integer kernel ``(C_out,
+  C_in/groups, k_h, k_w)``): ``weights`` is then exactly its unrolled matrix, with the same arithmetic (the
+  kernel is what the chip stores; the emulator runs the kernel, Lava the matrix).
 * ``GradedProgram``: a population of memoryless graded neurons (the integer datapath in its
   docstring): a graded payload every step instead of a spike.
 * ``LearningProgram``: the learning engine: rule strings in Lava's microcode syntax using our
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from neuro_hw.ir.conv import ConvGeometry
 
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 LEARNING_TRACES = ("x1", "x2", "y1", "y2", "y3")
@@ -50,6 +55,8 @@ class InputProgram:
     scale: float = 1.0
     #: Largest payload the target accepts (0/1 for spikes; 2**bits - 1 for graded inputs).
     max_payload: int = 1
+    #: The circuit node's shape (e.g. ``(C, H, W)``): stimuli may be given in it instead of flat ``n``.
+    shape: tuple[int, ...] = ()
 
 
 @dataclass
@@ -237,9 +244,13 @@ class ConnectionProgram:
     origin: str | None = None
     origin_rows: np.ndarray | None = None
     origin_cols: np.ndarray | None = None
+    #: The convolution ``weights`` unrolls (integer kernel), or None for a plain matrix.
+    conv: ConvGeometry | None = None
 
     def __post_init__(self) -> None:
         self.weights = np.asarray(self.weights, dtype=np.int32)
+        if self.conv is not None:
+            self.conv = self.conv.with_kernel(np.asarray(self.conv.kernel, dtype=np.int32))
         if self.sign_mode not in SIGN_MODES:
             raise ValueError(f"connection {self.name!r}: sign_mode must be one of {SIGN_MODES}")
         if self.port not in PORTS:

@@ -8,7 +8,8 @@
   bits, what reads it; a run's saturation rates come from :func:`neuro_hw.compiler.signals.signal_usage`.
 * ``weight_steps``: per plastic connection, the smallest weight change the engine can make relative to the
   typical weight (what stochastic rounding has to carry).
-* ``resources``: neurons, synapses, cores used vs budget and the placement of populations on cores.
+* ``resources``: neurons, synapses, cores used vs budget and the placement of populations on cores; per
+  convolution connection the kernel it stores instead of a matrix (``resources.kernels``).
 * ``notes``: approximations that are not a number (e.g. "Affine bias bypasses the synaptic filter").
 """
 
@@ -124,6 +125,28 @@ class Placement:
 
 
 @dataclass
+class KernelReport:
+    """A convolution (or pooling) connection: the kernel every core holding its post neurons stores, against the
+    unrolled matrix it stands for.  ``synapses``: input-output pairs it connects (the unrolled matrix's structural
+    entries, fewer at padded borders); ``kernel_bits`` per copy; ``copies``: cores holding post neurons;
+    ``dense_bits``: what a Dense matrix of the same map would need (``n_target * n_source * bits``);
+    ``lava``: how the Lava backend runs it (``"Conv"``, or ``"Dense: <reason>"``,
+    :func:`~neuro_hw.compiler.conv_weights.lava_conv_reason`)."""
+
+    connection: str
+    target: str
+    geometry: str
+    kernel_shape: list[int]
+    kernel_entries: int
+    kernel_bits: int
+    copies: int
+    synapses: int
+    fan_in: int
+    dense_bits: int
+    lava: str = "Conv"
+
+
+@dataclass
 class ResourceReport:
     cores_used: int
     cores_budget: int
@@ -133,6 +156,7 @@ class ResourceReport:
     synapse_bits: int
     synapse_bits_budget: int
     placement: list[Placement] = field(default_factory=list)
+    kernels: list[KernelReport] = field(default_factory=list)
 
 
 @dataclass
@@ -205,6 +229,12 @@ class Report:
                 lines.append(
                     f"  core {pl.core:>3}: {pl.population:<20} neurons {pl.neurons:>6}  synapses {pl.synapses:>8} "
                     f"({pl.synapse_bits} bits)"
+                )
+            for k in res.kernels:
+                lines.append(
+                    f"  kernel {k.connection} -> {k.target}: {k.geometry}; stores {k.kernel_entries} weights "
+                    f"({k.kernel_bits} bits) on each of {k.copies} core(s) for {k.synapses} synapses (fan-in "
+                    f"{k.fan_in}); a dense matrix would need {k.dense_bits} bits; Lava: {k.lava}"
                 )
         if self.notes:
             lines += ["", "approximations and notes:"] + [f"  - {n}" for n in self.notes]

@@ -192,6 +192,8 @@ def _section(cls: type, data: dict[str, Any], section: str, file: str) -> Any:
 
 def load_target(target: str | os.PathLike = "loihi2") -> Target:
     """Load a target by name (shipped with neuro-hw) or from a TOML file path."""
+    if not isinstance(target, (str, os.PathLike)):
+        raise ValidationError(f"target must be a name or a .toml path, got {target!r}", field="target")
     text_path = str(target)
     if isinstance(target, str) and not text_path.endswith(".toml") and os.sep not in text_path:
         try:
@@ -207,7 +209,10 @@ def load_target(target: str | os.PathLike = "loihi2") -> Target:
         path = Path(target)
         if not path.is_file():
             raise CircuitFileError("no such target file", file=str(path))
-        data_text, file = path.read_text(), str(path)
+        try:
+            data_text, file = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as err:
+            raise CircuitFileError(f"cannot read the target file as TOML text ({err})", file=str(path)) from None
     try:
         data = tomllib.loads(data_text)
     except tomllib.TOMLDecodeError as err:

@@ -5,9 +5,10 @@ dotted names, ``"sub.node"``), identity edges (several edges into one node are s
 from weight-node name to :class:`~neuro_hw.ir.plasticity.Plasticity`.
 
 Supported node types (nir 1.0.8): Input, Output, Affine, Linear, Scale, LIF, CubaLIF, IF, LI,
-CubaLI, I, Threshold, Delay, Flatten; and the graded neurons of this package (:mod:`neuro_hw.ir.graded`:
-GradedNeuron, ProductNeuron), which files store in the extension.  Conv1d, Conv2d, SumPool2d and AvgPool2d
-are refused with :class:`~neuro_hw.errors.UnsupportedNodeError`.
+CubaLI, I, Threshold, Delay, Flatten, Conv1d, Conv2d, SumPool2d, AvgPool2d; and the graded neurons of this package
+(:mod:`neuro_hw.ir.graded`: GradedNeuron, ProductNeuron), which files store in the extension.  Convolution and
+pooling nodes are weight nodes with a geometry (:mod:`neuro_hw.ir.conv`); their shapes are inferred from their
+predecessors when the file has none (:func:`~neuro_hw.ir.conv.infer_shapes`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from dataclasses import fields
 import nir
 import numpy as np
 
+from neuro_hw import limits
 from neuro_hw.errors import RuleError, UnsupportedNodeError, ValidationError
+from neuro_hw.ir.conv import CONV_TYPES, SPATIAL_TYPES, geometry_of, infer_shapes, nir_output_shape
 from neuro_hw.ir.graded import GRADED_TYPES, ProductNeuron, is_graded, standin
 from neuro_hw.ir.plasticity import Plasticity
 
@@ -28,12 +31,19 @@ NEURON_TYPES = ("LI", "LIF", "CubaLI", "CubaLIF", "I", "IF")
 SPIKING_TYPES = ("LIF", "CubaLIF", "IF")
 #: Nodes that are neuron populations: NIR's neuron models and the graded neurons.
 POPULATION_TYPES = NEURON_TYPES + GRADED_TYPES
-WEIGHT_TYPES = ("Linear", "Affine")
+#: Weight nodes given by a matrix ``weight (n_out, n_in)``: the only ones that can be plastic or overridden per trial.
+MATRIX_TYPES = ("Linear", "Affine")
+#: Every node that delivers weighted sums (one step later under the default synaptic delay): matrices, convolutions
+#: and pooling (:mod:`neuro_hw.ir.conv`).
+WEIGHT_TYPES = MATRIX_TYPES + SPATIAL_TYPES
 STATELESS_TYPES = ("Scale", "Threshold", "Flatten", "Input", "Output")
 SUPPORTED_TYPES = (
-    ("Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay", "Flatten") + NEURON_TYPES + GRADED_TYPES
+    ("Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay", "Flatten")
+    + SPATIAL_TYPES
+    + NEURON_TYPES
+    + GRADED_TYPES
 )
-NOT_YET_SUPPORTED = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+NOT_YET_SUPPORTED: tuple[str, ...] = ()
 #: Parameters that must be strictly positive (time constants).
 POSITIVE_FIELDS = ("tau", "tau_mem", "tau_syn")
 _SKIP_FIELDS = ("input_type", "output_type", "metadata")
@@ -80,11 +90,19 @@ def flatten_graph(graph: nir.NIRGraph, prefix: str = "") -> tuple[dict[str, nir.
     for name, node in graph.nodes.items():
         if isinstance(node, nir.NIRGraph):
             sub_nodes, sub_edges = flatten_graph(node, prefix=f"{prefix}{name}.")
-            nodes.update(sub_nodes)
+            flat = sub_nodes
             edges.extend(sub_edges)
             subgraphs[name] = node
         else:
-            nodes[f"{prefix}{name}"] = node
+            flat = {f"{prefix}{name}": node}
+        for key, value in flat.items():  # a node "sub.x" next to a subgraph "sub" with a node "x": refuse
+            if key in nodes:
+                raise ValidationError(
+                    "two nodes flatten to this name (a dotted node name next to a subgraph of the same prefix); "
+                    "rename one of them",
+                    node=key,
+                )
+            nodes[key] = value
 
     def ends(name: str, kind: type) -> list[str]:
         if name in subgraphs:
@@ -131,6 +149,7 @@ class Circuit:
         self.plasticity: dict[str, Plasticity] = dict(plasticity or {})
         self.metadata: dict = dict(metadata or {})
         self.source: str | None = None
+        infer_shapes(self.nodes, self.edges)
         if validate:
             self.validate()
 
@@ -235,8 +254,18 @@ class Circuit:
     # -- validation --------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise a clear error (node, field, reason) for anything the simulator or compiler can't use."""
+        if len(self.nodes) > limits.MAX_NODES or len(self.edges) > limits.MAX_EDGES:
+            raise ValidationError(
+                f"the circuit has {len(self.nodes):,} nodes and {len(self.edges):,} edges; the "
+                f"limits are {limits.limit_name('MAX_NODES')} and {limits.limit_name('MAX_EDGES')}"
+            )
+        if not self.nodes:
+            raise ValidationError("the circuit has no nodes")
         for name, node in self.nodes.items():
+            _validate_sizes(name, node)
             _validate_node(name, node)
+            if node_type(node) in SPATIAL_TYPES:
+                _validate_spatial(name, node, self.predecessors(name))
         names = set(self.nodes)
         seen = set()
         for src, dst in self.edges:
@@ -258,11 +287,43 @@ class Circuit:
                     node=dst,
                     field="input",
                 )
+        self._validate_loops()
         for name, node in self.nodes.items():
             if isinstance(node, ProductNeuron):
                 self._validate_product(name, node)
         for synapse, spec in self.plasticity.items():
             self._validate_plasticity(synapse, spec)
+
+    def _validate_loops(self) -> None:
+        """Refuse a loop through no weight node and no ``Delay`` of at least one step: its nodes would need each
+        other's output of the same step (Scale <-> Scale, a neuron fed back by a Scale, ...), in every backend."""
+
+        def delays(name: str) -> bool:
+            node = self.nodes[name]
+            if node_type(node) == "Delay":
+                return bool(np.all(np.asarray(node.delay) > 0))
+            return node_type(node) in WEIGHT_TYPES
+
+        indeg = {n: 0 for n in self.nodes}
+        succ: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for a, b in self.edges:
+            if not delays(a):
+                succ[a].append(b)
+                indeg[b] += 1
+        order = [n for n, d in indeg.items() if d == 0]
+        for n in order:  # Kahn's algorithm; ``order`` grows while it is walked
+            for b in succ[n]:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    order.append(b)
+        if len(order) != len(self.nodes):
+            stuck = sorted(n for n, d in indeg.items() if d > 0)
+            raise ValidationError(
+                f"the graph has a loop through {stuck} without a weight node or a Delay node of at least one step: "
+                "its nodes would need each other's output of the same step",
+                node=stuck[0],
+                field="edges",
+            )
 
     def _validate_product(self, name: str, node: ProductNeuron) -> None:
         preds = self.predecessors(name)
@@ -281,6 +342,12 @@ class Circuit:
         if synapse not in self.nodes:
             raise RuleError("plasticity is attached to a node that does not exist", node=synapse)
         kind = self.type_of(synapse)
+        if kind in SPATIAL_TYPES:
+            raise RuleError(
+                f"plastic {kind} weights are not supported (a shared kernel would need one rule update for all its "
+                "positions); attach plasticity to a Linear or Affine node",
+                node=synapse,
+            )
         if kind not in WEIGHT_TYPES:
             raise RuleError(f"plasticity must attach to a Linear or Affine node, not {kind}", node=synapse)
         weight = np.asarray(self.nodes[synapse].weight)
@@ -363,6 +430,28 @@ class Circuit:
         return "\n".join(lines)
 
 
+def _validate_sizes(name: str, node: nir.NIRNode) -> None:
+    """Declared input/output shapes: non-negative integers, at least one value, at most ``MAX_POPULATION`` values
+    (counted exactly: ``np.prod`` of ``2^32 x 2^32`` wraps to 0 in int64)."""
+    for field, types in (("input_type", node.input_type), ("output_type", node.output_type)):
+        for port, shape in (types or {}).items():
+            if shape is None:
+                continue  # a spatial node whose shape is inferred later (checked by _validate_spatial)
+            dims = np.asarray(shape).reshape(-1)
+            if dims.dtype.kind not in "biuf":
+                raise ValidationError(f"{port} shape {shape!r} is not numeric", node=name, field=field)
+            try:
+                count = limits.element_count(dims.tolist())
+            except ValueError as err:
+                reason = f"{port} shape {dims.tolist()} is invalid ({err})"
+                raise ValidationError(reason, node=name, field=field) from None
+            if count == 0:
+                raise ValidationError(f"{port} shape {dims.tolist()} has no values (size 0)", node=name, field=field)
+            if count > limits.MAX_POPULATION:
+                raise ValidationError(f"{port} shape {dims.tolist()} has {count:,} values, more than "
+                                      f"{limits.limit_name('MAX_POPULATION')}", node=name, field=field)  # fmt: skip
+
+
 def _validate_node(name: str, node: nir.NIRNode) -> None:
     kind = node_type(node)
     if kind in NOT_YET_SUPPORTED:
@@ -380,6 +469,8 @@ def _validate_node(name: str, node: nir.NIRNode) -> None:
             raise err.located(node=name) from None
         return
     for key, value in node_parameters(node).items():
+        if kind in CONV_TYPES and key == "padding" and value.dtype.kind == "U":
+            continue  # "same" / "valid", checked with the geometry
         if value.dtype.kind not in "biuf":
             raise ValidationError(f"parameter must be numeric, got dtype {value.dtype}", node=name, field=key)
         if not np.all(np.isfinite(value)):
@@ -388,11 +479,14 @@ def _validate_node(name: str, node: nir.NIRNode) -> None:
             raise ValidationError(
                 f"parameter contains {bad[idx]} at flat index {idx}; all values must be finite", node=name, field=key
             )
+        if value.size and np.max(np.abs(value)) > limits.MAX_ABS_VALUE:
+            raise ValidationError(f"parameter reaches {np.max(np.abs(value)):g}, more in magnitude than "
+                                  f"{limits.limit_name('MAX_ABS_VALUE')}", node=name, field=key)  # fmt: skip
         if key in POSITIVE_FIELDS and np.any(value <= 0):
             raise ValidationError(f"time constants must be > 0, got min {value.min():g}", node=name, field=key)
     if kind == "Delay" and np.any(np.asarray(node.delay) < 0):
         raise ValidationError("delays must be >= 0", node=name, field="delay")
-    if kind in WEIGHT_TYPES:
+    if kind in MATRIX_TYPES:
         weight = np.asarray(node.weight)
         if weight.ndim != 2:
             raise UnsupportedNodeError(
@@ -410,3 +504,29 @@ def _validate_node(name: str, node: nir.NIRNode) -> None:
         for key, size in sizes.items():
             if size not in (1, n):
                 raise ValidationError(f"has {size} values, expected 1 or {n}", node=name, field=key)
+
+
+def _validate_spatial(name: str, node: nir.NIRNode, predecessors: list[str]) -> None:
+    """A convolution or pooling node: its shapes are known and its geometry is possible (:mod:`.conv`)."""
+    kind = node_type(node)
+    declared = (node.input_type or {}).get("input")
+    if declared is None or (node.output_type or {}).get("output") is None:
+        hint = f" from its predecessors {predecessors}" if predecessors else " (it has no predecessor)"
+        raise ValidationError(
+            f"the input shape of this {kind} is unknown and cannot be inferred{hint}: they must output a "
+            f"{'(C, L)' if kind == 'Conv1d' else '(C, H, W)'} tensor",
+            node=name,
+            field="input_type",
+        )
+    geometry = geometry_of(node, name)
+    expected = nir_output_shape(node, geometry)
+    if output_shape(node) != expected:
+        raise ValidationError(
+            f"output_type {output_shape(node)} differs from the {expected} its geometry gives", node=name,
+            field="output_type",
+        )  # fmt: skip
+    if kind in CONV_TYPES and getattr(node, "bias", None) is not None:
+        size = np.asarray(node.bias).size
+        if size not in (1, geometry.out_shape[0]):
+            raise ValidationError(f"bias has {size} values for {geometry.out_shape[0]} output channels", node=name,
+                                  field="bias")  # fmt: skip

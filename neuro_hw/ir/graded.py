@@ -275,4 +275,7 @@ def from_extension(data: Mapping[str, Any]) -> GradedNode:
     for key in ("activation", "gate"):
         if key in fields and not isinstance(fields[key], str):
             raise ValidationError(f"{key} must be a string", field=key)
+    for key in ("clip", "beta", "gate_clip", "gate_beta"):  # JSON numbers only: "1" and true are not coerced
+        if key in fields and (isinstance(fields[key], bool) or not isinstance(fields[key], (int, float))):
+            raise ValidationError(f"{key} must be a number, got {fields[key]!r}", field=key)
     return cls(**fields)

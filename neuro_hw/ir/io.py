@@ -20,6 +20,11 @@ Rules are stored structurally (coefficients as exact JSON floats) *and* as reada
 structural form is authoritative, so a save/load round trip is lossless.  Saves are atomic: the file
 is written next to the target under a temporary name and renamed over it, so an interrupted save
 never leaves a half-written circuit and never destroys the previous file.
+
+Loads accept regular files only and read them under the time and memory guard of :mod:`neuro_hw.safe_io` (a
+corrupt HDF5 heap can make the library loop forever); every dataset's declared size, the edge count and the
+extension JSON are checked against :mod:`neuro_hw.limits` before they are read, and every field of the extension
+is type-checked (``docs/limits.md``).
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ from pathlib import Path
 import h5py
 import nir
 import numpy as np
-from nir.serialization import hdf2dict
 
+from neuro_hw import limits
 from neuro_hw.errors import CircuitFileError, NeuroHWError, UnsupportedNodeError, ValidationError
 from neuro_hw.ir.circuit import Circuit
 from neuro_hw.ir.graded import GRADED_TYPES, from_extension
 from neuro_hw.ir.plasticity import Plasticity
+from neuro_hw.limits import element_count
+from neuro_hw.safe_io import check_json_keys, check_output_path, guarded_read, trust_written_file
 
 EXTENSION_GROUP = "neuro_hw"
 EXTENSION_FORMAT = "neuro-hw-plasticity"
@@ -68,13 +75,16 @@ def save(circuit: Circuit, path: str | os.PathLike) -> Path:
     }
     try:
         payload = json.dumps(extension, allow_nan=True)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RecursionError) as err:
         raise ValidationError(
             f"circuit metadata is not JSON-serialisable ({err})", file=str(path), field="metadata"
         ) from None
-    if not path.parent.exists():
-        raise CircuitFileError("the folder to save into does not exist", file=str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    check_json_keys(circuit.metadata, str(path))
+    check_output_path(path, "circuit file")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise CircuitFileError(f"cannot write next to the file ({err.strerror or err})", file=str(path)) from None
     os.close(fd)
     try:
         # compression=None: nir.write cannot compress 0-d (scalar) parameters.
@@ -86,69 +96,202 @@ def save(circuit: Circuit, path: str | os.PathLike) -> Path:
             group.attrs["neuro_hw_version"] = _package_version()
             group.attrs["extension"] = payload
         os.replace(tmp, path)
-    except BaseException:
+        trust_written_file(path)
+    except OSError as err:
+        raise CircuitFileError(f"cannot write the circuit file ({err.strerror or err})", file=str(path)) from None
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+class _Budget:
+    """Counts the objects walked and the values read from one file against the limits (before reading)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.objects = 0
+        self.values = 0
+
+    def dataset(self, item: h5py.Dataset, node: str | None, field: str) -> None:
+        shape = item.shape
+        try:
+            n = 0 if shape is None else element_count(shape)
+        except ValueError as err:
+            raise CircuitFileError(f"dataset has an invalid shape ({err})", file=self.file, node=node,
+                                   field=field) from None  # fmt: skip
+        if n > limits.MAX_ARRAY_ELEMENTS:
+            raise CircuitFileError(
+                f"dataset declares {n:,} elements (shape {shape}), more than {limits.limit_name('MAX_ARRAY_ELEMENTS')}",
+                file=self.file,
+                node=node,
+                field=field,
+            )
+        self.values += n
+        if self.values > limits.MAX_FILE_VALUES:
+            raise CircuitFileError(
+                f"the file's datasets hold more than {limits.limit_name('MAX_FILE_VALUES')} values",
+                file=self.file,
+                node=node,
+                field=field,
+            )
+        kind = item.dtype.kind
+        if kind not in "biufSO":
+            raise CircuitFileError(
+                f"dataset has dtype {item.dtype}; expected numbers or strings", file=self.file, node=node, field=field
+            )
+        if kind == "O" and h5py.check_string_dtype(item.dtype) is None:
+            raise CircuitFileError(
+                "dataset holds variable-length data that is not a string", file=self.file, node=node, field=field
+            )
+
+    def step(self, node: str | None) -> None:
+        self.objects += 1
+        if self.objects > limits.MAX_FILE_OBJECTS:
+            raise CircuitFileError(f"the file has more than {limits.limit_name('MAX_FILE_OBJECTS')} groups and "
+                                   "datasets", file=self.file, node=node)  # fmt: skip
+
+
+def _read_group(group: h5py.Group, budget: _Budget, node: str | None, depth: int = 0) -> dict:
+    """``nir.serialization.hdf2dict`` with every dataset's declared size checked before it is read."""
+    if depth > limits.MAX_DEPTH:
+        raise CircuitFileError(
+            f"groups are nested deeper than {limits.limit_name('MAX_DEPTH')} (a cycle of links?)",
+            file=budget.file,
+            node=node,
+        )
+    data: dict = {}
+    for key in group.keys():
+        budget.step(node)
+        item = group.get(key)
+        key = _str(key)
+        if isinstance(item, h5py.Group):
+            data[key] = _read_group(item, budget, node, depth + 1)
+        elif isinstance(item, h5py.Dataset):
+            budget.dataset(item, node, key)
+            value = item[()]
+            if isinstance(value, h5py.Empty):
+                raise CircuitFileError("dataset has no data (empty dataspace)", file=budget.file, node=node, field=key)
+            data[key] = _str(value) if isinstance(value, bytes) else value
+        else:
+            raise CircuitFileError(f"entry {key!r} is neither a group nor a dataset (a dangling link?)",
+                                   file=budget.file, node=node)  # fmt: skip
+    return data
 
 
 def _read_graph(f: h5py.File, file: str) -> nir.NIRGraph:
     if "node" not in f:
         raise CircuitFileError("not a NIR file: it has no '/node' group", file=file)
     root = f["node"]
-    try:
-        root_type = root["type"][()].decode() if "type" in root else None
-    except (AttributeError, OSError) as err:
-        raise CircuitFileError(f"cannot read the root node type ({err})", file=file) from None
+    if not isinstance(root, h5py.Group):
+        raise CircuitFileError("'/node' is not a group", file=file)
+    budget = _Budget(file)
+    root_type = None
+    if "type" in root:
+        item = root["type"]
+        if not isinstance(item, h5py.Dataset):
+            raise CircuitFileError("the root node's 'type' is not a dataset", file=file, field="type")
+        budget.dataset(item, None, "type")
+        try:
+            value = item[()]
+            root_type = value.decode() if isinstance(value, bytes) else value
+        except (AttributeError, OSError, TypeError, UnicodeDecodeError) as err:
+            raise CircuitFileError(f"cannot read the root node type ({err})", file=file) from None
     if root_type != "NIRGraph":
         raise CircuitFileError(f"the root node is {root_type!r}, expected a NIRGraph", file=file)
-    return _read_nodes_and_edges(root, "", file)
-
-
-def _read_nodes_and_edges(group: h5py.Group, prefix: str, file: str) -> nir.NIRGraph:
-    """A graph's nodes and edges, without nir's type check: shapes are checked, with our messages, when the
-    (flattened) graph becomes a :class:`Circuit`.  ``prefix`` is the dotted path of a nested graph (``"rec."``)."""
-    if "nodes" not in group or "edges" not in group:
-        raise CircuitFileError("the graph has no 'nodes' or 'edges'", file=file, node=prefix[:-1] or None,
-                               field="node" if not prefix else "nodes")  # fmt: skip
+    if "nodes" not in root or "edges" not in root:
+        raise CircuitFileError("the graph has no 'nodes' or 'edges'", file=file, field="node")
+    if not isinstance(root["nodes"], h5py.Group) or not isinstance(root["edges"], h5py.Dataset):
+        raise CircuitFileError("'nodes' must be a group and 'edges' a dataset", file=file, field="node")
+    names = list(root["nodes"].keys())
+    if len(names) > limits.MAX_NODES:
+        raise CircuitFileError(f"the graph has {len(names):,} nodes, more than {limits.limit_name('MAX_NODES')}",
+                               file=file, field="nodes")  # fmt: skip
     nodes = {}
-    for name in group["nodes"]:
-        nodes[name] = _read_node(group["nodes"][name], prefix + name, file)
+    for name in names:
+        item = root["nodes"].get(name)
+        if not isinstance(item, h5py.Group):
+            raise CircuitFileError("a node must be a group", file=file, node=name)
+        nodes[name] = _read_node(item, name, file, budget)
+    edges_ds = root["edges"]
+    shape = edges_ds.shape or ()
+    if len(shape) != 2 or shape[1] != 2:
+        if not (len(shape) == 1 and shape[0] == 0):
+            raise CircuitFileError(f"the edge list has shape {shape}, expected (n, 2)", file=file, field="edges")
+    elif shape[0] > limits.MAX_EDGES:
+        raise CircuitFileError(f"the edge list declares {shape[0]:,} rows, more than {limits.limit_name('MAX_EDGES')}",
+                               file=file, field="edges")  # fmt: skip
+    budget.dataset(edges_ds, None, "edges")
     try:
-        edges = [(_str(a), _str(b)) for a, b in group["edges"][()]]
+        raw = edges_ds[()]
+        edges = [(_str(a), _str(b)) for a, b in raw] if len(shape) == 2 else []
     except (ValueError, TypeError, OSError) as err:
-        raise CircuitFileError(
-            f"cannot read the edge list ({err})", file=file, node=prefix[:-1] or None, field="edges"
-        ) from None
+        raise CircuitFileError(f"cannot read the edge list ({err})", file=file, field="edges") from None
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
 def _str(x) -> str:
-    return x.decode("utf8") if isinstance(x, bytes) else str(x)
+    if isinstance(x, bytes):
+        try:
+            return x.decode("utf8")
+        except UnicodeDecodeError:
+            raise CircuitFileError(f"a name is not valid UTF-8 ({x[:40]!r})") from None
+    return str(x)
 
 
-def _read_node(group: h5py.Group, name: str, file: str) -> nir.NIRNode:
+def _read_node(group: h5py.Group, name: str, file: str, budget: _Budget | None = None) -> nir.NIRNode:
     try:
-        data = hdf2dict(group)
-    except (OSError, KeyError, ValueError) as err:
+        data = _read_group(group, budget or _Budget(file), name)
+    except NeuroHWError as err:
+        raise err.located(file=file, node=name) from None
+    except (OSError, KeyError, ValueError, TypeError) as err:
         raise CircuitFileError(f"cannot read node data ({err})", file=file, node=name) from None
+    return _node_from_dict(data, name, file)
+
+
+def _node_from_dict(data: dict, name: str, file: str, depth: int = 0) -> nir.NIRNode:
     kind = data.get("type")
     if kind is None:
         raise CircuitFileError("node has no 'type' entry", file=file, node=name, field="type")
-    if str(kind) == "NIRGraph":  # a nested graph (an exporter's recurrent layer): read it like the top level
-        return _read_nodes_and_edges(group, name + ".", file)
+    if not isinstance(kind, str):
+        raise CircuitFileError(f"node 'type' must be a string, got {kind!r}", file=file, node=name, field="type")
     try:
-        cls = getattr(nir, str(kind))
+        cls = getattr(nir, kind)
         if not (isinstance(cls, type) and issubclass(cls, nir.NIRNode)):
             raise AttributeError
     except AttributeError:
         raise UnsupportedNodeError(f"unknown node type {kind!r}", file=file, node=name, field="type") from None
+    if kind == "NIRGraph":
+        # Build subgraphs ourselves: nir's from_dict would accept anything in 'nodes' / 'edges'.
+        if depth >= limits.MAX_DEPTH:
+            raise CircuitFileError(f"subgraphs are nested deeper than {limits.limit_name('MAX_DEPTH')}", file=file,
+                                   node=name)  # fmt: skip
+        # (an exporter's recurrent layer): read like the top level, without nir's type check; shapes are checked,
+        # with our messages, when the flattened graph becomes a Circuit
+        sub_nodes, sub_edges = data.get("nodes"), data.get("edges")
+        if sub_nodes is None or sub_edges is None:
+            raise CircuitFileError("the graph has no 'nodes' or 'edges'", file=file, node=name, field="nodes")
+        if not isinstance(sub_nodes, dict):
+            raise CircuitFileError("a subgraph's 'nodes' must be a group", file=file, node=name, field="nodes")
+        edges_arr = np.asarray(sub_edges)
+        if edges_arr.size and (edges_arr.ndim != 2 or edges_arr.shape[1] != 2):
+            raise CircuitFileError(f"the edge list has shape {edges_arr.shape}, expected (n, 2)", file=file,
+                                   node=name, field="edges")  # fmt: skip
+        nodes = {}
+        for key, sub in sub_nodes.items():
+            if not isinstance(sub, dict):
+                raise CircuitFileError("a node must be a group", file=file, node=f"{name}.{key}")
+            nodes[key] = _node_from_dict(sub, f"{name}.{key}", file, depth + 1)
+        edges = [(_str(a), _str(b)) for a, b in edges_arr.reshape(-1, 2)]
+        return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in ("input_type", "output_type", "metadata"):
+            raise CircuitFileError(f"{kind} field is a group; expected a dataset", file=file, node=name, field=key)
     try:
         return nir.dict2NIRNode(data)
     except TypeError as err:
         raise CircuitFileError(f"{kind} node has missing or unexpected fields ({err})", file=file, node=name) from None
-    except (AssertionError, ValueError, KeyError, IndexError) as err:
+    except (AssertionError, ValueError, KeyError, IndexError, AttributeError) as err:
         reason = str(err) or type(err).__name__
         raise ValidationError(f"invalid {kind} node ({reason})", file=file, node=name) from None
 
@@ -157,37 +300,65 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
     if EXTENSION_GROUP not in f:
         return {}, {}, {}
     group = f[EXTENSION_GROUP]
+    if not isinstance(group, h5py.Group):
+        raise CircuitFileError(f"'/{EXTENSION_GROUP}' is not a group", file=file, field=EXTENSION_GROUP)
     fmt = group.attrs.get("format")
-    if fmt != EXTENSION_FORMAT:
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf8", "replace")
+    if not isinstance(fmt, str) or fmt != EXTENSION_FORMAT:
         raise CircuitFileError(f"'/{EXTENSION_GROUP}' has unknown format {fmt!r}", file=file, field=EXTENSION_GROUP)
     raw_version = group.attrs.get("format_version", None)
-    version = raw_version.item() if hasattr(raw_version, "item") else raw_version
+    version = raw_version.item() if isinstance(raw_version, np.ndarray) and raw_version.size == 1 else raw_version
+    if isinstance(version, np.generic):
+        version = version.item()
     if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise CircuitFileError(
-            f"plasticity extension version {raw_version!r} is not supported (this neuro-hw reads "
+            f"plasticity extension format_version {raw_version!r} is not supported (this neuro-hw reads "
             f"{', '.join(map(str, READABLE_VERSIONS))})",
             file=file,
-            field=EXTENSION_GROUP,
+            field="format_version",
         )
+    if "extension" not in group.attrs:
+        raise CircuitFileError("the plasticity extension has no 'extension' attribute", file=file,
+                               field="extension")  # fmt: skip
+    text = group.attrs["extension"]
+    if isinstance(text, bytes):
+        text = text.decode("utf8", "replace")
+    if not isinstance(text, str):
+        raise CircuitFileError(f"the 'extension' attribute must be a JSON string, got {type(text).__name__}",
+                               file=file, field="extension")  # fmt: skip
+    if len(text) > limits.MAX_JSON_BYTES:
+        raise CircuitFileError(f"the extension JSON has {len(text):,} characters, more than "
+                               f"{limits.limit_name('MAX_JSON_BYTES')}", file=file, field="extension")  # fmt: skip
     try:
-        ext = json.loads(group.attrs["extension"])
-    except (KeyError, json.JSONDecodeError, TypeError) as err:
-        raise CircuitFileError(
-            f"plasticity extension is not valid JSON ({err})", file=file, field=EXTENSION_GROUP
-        ) from None
+        ext = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise CircuitFileError(f"plasticity extension is not valid JSON ({reason})", file=file,
+                               field=EXTENSION_GROUP) from None  # fmt: skip
     if not isinstance(ext, dict):
         raise CircuitFileError(f"extension must be a JSON object, got {type(ext).__name__}", file=file,
-                               field=EXTENSION_GROUP)  # fmt: skip
+                               field="extension")  # fmt: skip
+    unknown = sorted(set(ext) - {"plasticity", "nodes", "metadata"})
+    if unknown:
+        raise CircuitFileError(f"unknown extension field(s) {unknown} (this neuro-hw knows plasticity, nodes, "
+                               "metadata)", file=file, field=str(unknown[0]))  # fmt: skip
+    required = ("plasticity", "metadata") + (("nodes",) if version >= 2 else ())
+    missing = [key for key in required if key not in ext]
+    if missing:
+        raise CircuitFileError(f"the extension (format_version {version}) has no {missing} field(s)", file=file,
+                               field=missing[0])  # fmt: skip
     for key in ("plasticity", "nodes", "metadata"):
         if not isinstance(ext.get(key, {}), dict):
-            raise CircuitFileError(f"extension field {key!r} must be an object", file=file, field=key)
+            raise CircuitFileError(f"extension field {key!r} must be an object, got {type(ext[key]).__name__}",
+                                   file=file, field=key)  # fmt: skip
     nodes = {}
     for name, entry in ext.get("nodes", {}).items():
         try:
             nodes[name] = from_extension(entry)
         except NeuroHWError as err:
             raise err.located(file=file, node=name) from None
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
             raise CircuitFileError(
                 f"malformed graded node entry ({err!r})", file=file, node=name, field="nodes"
             ) from None
@@ -196,11 +367,7 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
         try:
             plasticity[name] = Plasticity.from_dict(spec)
         except NeuroHWError as err:
-            raise err.located(file=file, node=name) from None
-        except (KeyError, TypeError, ValueError) as err:
-            raise CircuitFileError(
-                f"malformed plasticity entry ({err!r})", file=file, node=name, field="plasticity"
-            ) from None
+            raise err.located(file=file, node=name, field="plasticity") from None
     return plasticity, ext.get("metadata", {}), nodes
 
 
@@ -240,14 +407,9 @@ def _restore_graded(graph: nir.NIRGraph, graded: dict, file: str) -> None:
             )
 
 
-def load(path: str | os.PathLike) -> Circuit:
-    """Load a circuit from a ``.nir`` file: any stock NIR file, or one saved by :func:`save` (with rules)."""
-    path = Path(path)
+def _read_file(path: Path) -> tuple[nir.NIRGraph, dict[str, Plasticity], dict]:
+    """Everything :func:`load` reads with HDF5 (run first in a guarded child: :mod:`neuro_hw.safe_io`)."""
     file = str(path)
-    if not path.exists():
-        raise CircuitFileError("no such file", file=file)
-    if path.is_dir():
-        raise CircuitFileError("is a directory, not a circuit file", file=file)
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -259,8 +421,19 @@ def load(path: str | os.PathLike) -> Circuit:
             _restore_graded(graph, graded, file)
     except NeuroHWError as err:
         raise err.located(file=file) from None
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
-        raise CircuitFileError(f"corrupt file ({err})", file=file) from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as err:
+        raise CircuitFileError(f"corrupt file ({type(err).__name__}: {err})", file=file) from None
+    return graph, plasticity, metadata
+
+
+def load(path: str | os.PathLike) -> Circuit:
+    """Load a circuit from a ``.nir`` file: any stock NIR file, or one saved by :func:`save` (with rules).
+
+    The file must be a regular file; it is read under a time and memory guard (:mod:`neuro_hw.safe_io`) and
+    every declared size is checked against :mod:`neuro_hw.limits` before anything is read.
+    """
+    file = str(path)
+    graph, plasticity, metadata = guarded_read(path, _read_file, "circuit file")
     try:
         circuit = Circuit.from_nir(graph, plasticity)
     except NeuroHWError as err:

@@ -44,6 +44,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from neuro_hw import limits
 from neuro_hw.errors import RuleError
 from neuro_hw.ir.rules import (
     POST_TRACES,
@@ -51,6 +54,8 @@ from neuro_hw.ir.rules import (
     TARGETS,
     TRACES,
     Expression,
+    _entry,
+    _number,
     as_expression,
     is_modulator_name,
 )
@@ -73,8 +78,17 @@ class Trace:
     activity: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("impulse", "tau"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise RuleError(f"trace {name} must be a number, got {value!r}", field=name)
+        if not isinstance(self.activity, bool):
+            raise RuleError(f"trace 'activity' must be true or false, got {self.activity!r}", field="activity")
         if not math.isfinite(self.impulse):
             raise RuleError(f"trace impulse must be finite, got {self.impulse!r}", field="impulse")
+        if abs(self.impulse) > limits.MAX_ABS_VALUE:
+            raise RuleError(f"trace impulse {self.impulse!r} is larger in magnitude than "
+                            f"{limits.limit_name('MAX_ABS_VALUE')}", field="impulse")  # fmt: skip
         if math.isnan(self.tau) or self.tau < 0:
             raise RuleError(f"trace tau must be >= 0 (or inf), got {self.tau!r}", field="tau")
 
@@ -85,10 +99,11 @@ class Trace:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Trace:
+        data = _entry(data, "trace", ("impulse", "tau"), ("activity",))
         activity = data.get("activity", False)
         if not isinstance(activity, bool):
             raise RuleError(f"trace 'activity' must be true or false, got {activity!r}", field="traces")
-        return cls(float(data["impulse"]), float(data["tau"]), activity)
+        return cls(_number(data["impulse"], "impulse"), _number(data["tau"], "tau"), activity)
 
 
 @dataclass
@@ -121,10 +136,29 @@ class Plasticity:
     w_bounds: tuple[float, float] = (-math.inf, math.inf)
 
     def __post_init__(self) -> None:
+        for name, kind in (("rules", Mapping), ("traces", Mapping), ("third_factor", Mapping)):
+            if not isinstance(getattr(self, name), kind):
+                raise RuleError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}", field=name)
         self.rules = dict(self.rules)
+        unknown = sorted(str(k) for k in self.traces if k not in TRACES)
+        if unknown:
+            raise RuleError(f"unknown trace(s) {unknown}; expected {', '.join(TRACES)}", field="traces")
+        for name, trace in self.traces.items():
+            if not isinstance(trace, Trace):
+                raise RuleError(f"trace {name} must be a Trace, got {type(trace).__name__}", field="traces")
         self.traces = {name: self.traces.get(name, Trace()) for name in TRACES}
         self.third_factor = dict(self.third_factor)
-        self.w_bounds = (float(self.w_bounds[0]), float(self.w_bounds[1]))
+        bounds = self.w_bounds
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise RuleError(f"w_bounds must be a pair (w_min, w_max), got {bounds!r}", field="w_bounds")
+        self.w_bounds = (_number(bounds[0], "w_bounds"), _number(bounds[1], "w_bounds"))
+        for value in self.w_bounds:
+            if math.isfinite(value) and abs(value) > limits.MAX_ABS_VALUE:
+                raise RuleError(f"w_bounds {self.w_bounds} exceed {limits.limit_name('MAX_ABS_VALUE')} (use +-inf "
+                                "for no bound)", field="w_bounds")  # fmt: skip
+        for name, expr in self.rules.items():
+            if not isinstance(expr, Expression):
+                raise RuleError(f"rule {name!r} must be an Expression, got {type(expr).__name__}", field="rules")
         self.check()
 
     # -- construction ------------------------------------------------------------------------------
@@ -175,16 +209,29 @@ class Plasticity:
                 if not isinstance(activity, bool):
                     raise RuleError(f"trace {name}: 'activity' must be true or false, got {activity!r}",
                                     field="traces")  # fmt: skip
-                trace_objs[name] = Trace(
-                    float(spec.get("impulse", DEFAULT_IMPULSE)), float(spec.get("tau", DEFAULT_TAU)), activity
-                )
+                try:
+                    impulse, tau = float(spec.get("impulse", DEFAULT_IMPULSE)), float(spec.get("tau", DEFAULT_TAU))
+                except (TypeError, ValueError, OverflowError):
+                    raise RuleError(f"trace {name}: impulse and tau must be numbers, got {dict(spec)!r}",
+                                    field="traces") from None  # fmt: skip
+                trace_objs[name] = Trace(impulse, tau, activity)
             else:
-                impulse, tau = spec
-                trace_objs[name] = Trace(float(impulse), float(tau))
+                try:
+                    impulse, tau = spec
+                    trace_objs[name] = Trace(float(impulse), float(tau))
+                except (TypeError, ValueError, OverflowError):
+                    raise RuleError(f"trace {name}: expected (impulse, tau), a mapping, a Trace or {ACTIVITY!r}, got "
+                                    f"{spec!r}", field="traces") from None  # fmt: skip
         unknown = set(trace_objs) - set(TRACES)
         if unknown:
             raise RuleError(f"unknown trace(s) {sorted(unknown)}; expected {', '.join(TRACES)}", field="traces")
-        return cls(pre, post, parsed, trace_objs, third_factor, int(t_epoch), tuple(w_bounds))
+        if isinstance(t_epoch, np.integer):
+            t_epoch = int(t_epoch)
+        if isinstance(t_epoch, float) and t_epoch.is_integer() and abs(t_epoch) <= limits.MAX_T_EPOCH:
+            t_epoch = int(t_epoch)  # 10.0 -> 10; 1.5, inf, True and "2" are refused by check()
+        if not isinstance(w_bounds, (tuple, list)):
+            raise RuleError(f"w_bounds must be a pair (w_min, w_max), got {w_bounds!r}", field="w_bounds")
+        return cls(pre, post, parsed, trace_objs, third_factor, t_epoch, tuple(w_bounds))
 
     # -- checks ------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -220,8 +267,14 @@ class Plasticity:
                 f"({sorted(self.third_factor)})",
                 field="rules",
             )
-        if not isinstance(self.t_epoch, int) or self.t_epoch < 1:
+        if isinstance(self.t_epoch, bool) or not isinstance(self.t_epoch, int) or self.t_epoch < 1:
             raise RuleError(f"t_epoch must be an integer >= 1, got {self.t_epoch!r}", field="t_epoch")
+        if self.t_epoch > limits.MAX_T_EPOCH:
+            raise RuleError(f"t_epoch {self.t_epoch} is more than {limits.limit_name('MAX_T_EPOCH')} steps",
+                            field="t_epoch")  # fmt: skip
+        for role in ("pre", "post"):
+            if not isinstance(getattr(self, role), str) or not getattr(self, role):
+                raise RuleError(f"{role} must name a node, got {getattr(self, role)!r}", field=role)
         lo, hi = self.w_bounds
         if math.isnan(lo) or math.isnan(hi) or not lo < hi:
             raise RuleError(f"w_bounds must satisfy w_min < w_max, got {self.w_bounds}", field="w_bounds")
@@ -265,14 +318,43 @@ class Plasticity:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Plasticity:
+        """Rebuild from :meth:`to_dict`'s form, checking every field's type (a file may hold anything)."""
+        required = ("pre", "post", "rules", "traces", "t_epoch", "w_bounds")
+        data = _entry(data, "plasticity entry", required, ("rule_strings", "third_factor"))
+        for key in ("rules", "traces", "third_factor", "rule_strings"):
+            if not isinstance(data.get(key, {}), Mapping):
+                raise RuleError(f"{key} must be an object, got {type(data[key]).__name__}", field=key)
+        for key, source in data.get("third_factor", {}).items():
+            if not isinstance(source, str):
+                raise RuleError(f"third factor {key!r} must name a node, got {source!r}", field="third_factor")
+        w_bounds = data["w_bounds"]
+        if not isinstance(w_bounds, list) or len(w_bounds) != 2:
+            raise RuleError(f"w_bounds must be a list [w_min, w_max], got {w_bounds!r}", field="w_bounds")
+        t_epoch = data["t_epoch"]
+        if isinstance(t_epoch, bool) or not isinstance(t_epoch, int):
+            raise RuleError(f"t_epoch must be an integer >= 1, got {t_epoch!r}", field="t_epoch")
+        rules = {}
+        for target, expr in data["rules"].items():
+            try:
+                rules[target] = Expression.from_dict(expr)
+            except RuleError as err:
+                raise err.located(field=f"rules.{target}") from None
+        traces = {}
+        for name, trace in data.get("traces", {}).items():
+            if name not in TRACES:
+                raise RuleError(f"unknown trace {name!r}; expected {', '.join(TRACES)}", field="traces")
+            try:
+                traces[name] = Trace.from_dict(trace)
+            except RuleError as err:
+                raise err.located(field=f"traces.{name}") from None
         return cls(
-            pre=str(data["pre"]),
-            post=str(data["post"]),
-            rules={t: Expression.from_dict(e) for t, e in data["rules"].items()},
-            traces={k: Trace.from_dict(v) for k, v in data["traces"].items()},
-            third_factor={str(k): str(v) for k, v in data.get("third_factor", {}).items()},
-            t_epoch=int(data["t_epoch"]),
-            w_bounds=(float(data["w_bounds"][0]), float(data["w_bounds"][1])),
+            pre=data["pre"],
+            post=data["post"],
+            rules=rules,
+            traces=traces,
+            third_factor=dict(data.get("third_factor", {})),
+            t_epoch=t_epoch,
+            w_bounds=(_number(w_bounds[0], "w_bounds"), _number(w_bounds[1], "w_bounds")),
         )
 
     def __str__(self) -> str:

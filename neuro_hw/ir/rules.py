@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from neuro_hw import limits
 from neuro_hw.errors import RuleError, RuleSyntaxError
 
 SPIKES = ("x0", "y0")
@@ -78,6 +79,9 @@ class Factor:
             raise RuleError(f"unknown symbol {self.symbol!r}; expected one of {', '.join(SYMBOLS)} or a modulator name")
         if not math.isfinite(self.offset):
             raise RuleError(f"factor {self.symbol!r} has a non-finite offset {self.offset!r}")
+        if abs(self.offset) > limits.MAX_ABS_VALUE:
+            raise RuleError(f"factor {self.symbol!r} has offset {self.offset!r}, larger in magnitude than "
+                            f"{limits.limit_name('MAX_ABS_VALUE')}")  # fmt: skip
         if (self.offset != 0.0 or self.sgn) and (self.symbol in SPIKES or self.symbol in DECIMATIONS):
             raise RuleError(f"dependency {self.symbol!r} cannot carry an offset or sgn()")
         if (self.offset != 0.0 or self.sgn) and self.modulator:
@@ -102,7 +106,14 @@ class Factor:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Factor:
-        return cls(str(data["symbol"]), float(data.get("offset", 0.0)), bool(data.get("sgn", False)))
+        data = _entry(data, "factor", ("symbol",), ("offset", "sgn"))
+        symbol = data["symbol"]
+        if not isinstance(symbol, str):
+            raise RuleError(f"factor symbol must be a string, got {symbol!r}", field="symbol")
+        sgn = data.get("sgn", False)
+        if not isinstance(sgn, bool):
+            raise RuleError(f"factor 'sgn' must be true or false, got {sgn!r}", field="sgn")
+        return cls(symbol, _number(data.get("offset", 0.0), "offset"), sgn)
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,13 @@ class Term:
     def __post_init__(self) -> None:
         if not math.isfinite(self.coefficient):
             raise RuleError(f"coefficient {self.coefficient!r} is not finite")
+        if abs(self.coefficient) > limits.MAX_ABS_VALUE:
+            raise RuleError(f"coefficient {self.coefficient!r} is larger in magnitude than "
+                            f"{limits.limit_name('MAX_ABS_VALUE')}")  # fmt: skip
         object.__setattr__(self, "factors", tuple(self.factors))
+        if len(self.factors) > limits.MAX_RULE_FACTORS:
+            raise RuleError(f"a product has {len(self.factors)} factors, more than "
+                            f"{limits.limit_name('MAX_RULE_FACTORS')}")  # fmt: skip
         decimations = [f.symbol for f in self.factors if f.symbol in DECIMATIONS]
         if len(decimations) > 1:
             raise RuleError(f"a product may hold at most one decimation dependency, got {decimations}")
@@ -144,7 +161,14 @@ class Term:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Term:
-        return cls(float(data["coefficient"]), tuple(Factor.from_dict(f) for f in data["factors"]))
+        data = _entry(data, "term", ("coefficient", "factors"), ())
+        factors = data["factors"]
+        if not isinstance(factors, list):
+            raise RuleError(f"term 'factors' must be a list, got {type(factors).__name__}", field="factors")
+        if len(factors) > limits.MAX_RULE_FACTORS:
+            raise RuleError(f"a product has {len(factors)} factors, more than {limits.limit_name('MAX_RULE_FACTORS')}",
+                            field="factors")  # fmt: skip
+        return cls(_number(data["coefficient"], "coefficient"), tuple(Factor.from_dict(f) for f in factors))
 
 
 @dataclass(frozen=True)
@@ -158,6 +182,8 @@ class Expression:
         if self.target not in TARGETS:
             raise RuleError(f"unknown rule target {self.target!r}; expected one of {', '.join(TARGETS)}")
         object.__setattr__(self, "terms", tuple(self.terms))
+        if len(self.terms) > limits.MAX_RULE_TERMS:
+            raise RuleError(f"the rule has {len(self.terms)} products, more than {limits.limit_name('MAX_RULE_TERMS')}")
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -180,7 +206,39 @@ class Expression:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Expression:
-        return cls(str(data["target"]), tuple(Term.from_dict(t) for t in data["terms"]))
+        data = _entry(data, "rule", ("target", "terms"), ())
+        terms = data["terms"]
+        if not isinstance(data["target"], str):
+            raise RuleError(f"rule target must be a string, got {data['target']!r}", field="target")
+        if not isinstance(terms, list):
+            raise RuleError(f"rule 'terms' must be a list, got {type(terms).__name__}", field="terms")
+        if len(terms) > limits.MAX_RULE_TERMS:
+            raise RuleError(f"the rule has {len(terms)} products, more than {limits.limit_name('MAX_RULE_TERMS')}",
+                            field="terms")  # fmt: skip
+        return cls(data["target"], tuple(Term.from_dict(t) for t in terms))
+
+
+def _entry(data, what: str, required: tuple[str, ...], optional: tuple[str, ...]) -> Mapping:
+    """``data`` as a mapping with exactly the ``required`` keys and some of the ``optional`` ones."""
+    if not isinstance(data, Mapping):
+        raise RuleError(f"a {what} must be an object, got {type(data).__name__}", field=what)
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise RuleError(f"a {what} needs the field(s) {missing}", field=missing[0])
+    unknown = sorted(str(k) for k in data if k not in required + optional)
+    if unknown:
+        raise RuleError(f"unknown field(s) {unknown} in a {what}", field=unknown[0])
+    return data
+
+
+def _number(value, field: str) -> float:
+    """A JSON number (not a boolean, not a string) as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RuleError(f"{field} must be a number, got {value!r}", field=field)
+    try:
+        return float(value)
+    except OverflowError:
+        raise RuleError(f"{field} {value!r} is too large for a float64", field=field) from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,14 +344,24 @@ class _Parser:
     def product(self, sign: float) -> Term:
         coefficient = sign
         factors: list[Factor] = []
+        start = self.tok
+        zero_literal = False
         while True:
             value = self.item(factors)
+            zero_literal |= value == 0.0
             coefficient *= value
             if self.tok.text == "*" and self.tok.kind == "op":
                 self.i += 1
                 continue
             break
-        return Term(coefficient, tuple(factors))
+        if coefficient == 0.0 and not zero_literal:
+            raise self.error("the product of the numbers underflows to 0 in float64", start)
+        if not math.isfinite(coefficient):
+            raise self.error("the product of the numbers overflows float64", start)
+        try:
+            return Term(coefficient, tuple(factors))
+        except RuleError as err:
+            raise self.error(err.reason, start) from None
 
     def number(self) -> float:
         """A number, optionally raised to a power: ``2^-3``, ``2**4``, ``1.5e-2``."""
@@ -302,6 +370,10 @@ class _Parser:
             raise self.error(f"expected a number, found {tok.text!r}")
         self.i += 1
         value = float(tok.text)
+        if value == 0.0 and re.search(r"[1-9]", tok.text.split("e")[0].split("E")[0]):
+            raise self.error(f"number {tok.text} underflows to 0 in float64", tok)
+        if value == math.inf:
+            raise self.error(f"number {tok.text} overflows float64", tok)
         if self.tok.kind == "pow":
             self.i += 1
             exp_sign = 1
@@ -312,7 +384,18 @@ class _Parser:
             if etok.kind != "number" or not re.fullmatch(r"\d+", etok.text):
                 raise self.error("expected an integer exponent after '^'", etok)
             self.i += 1
-            value = value ** (exp_sign * int(etok.text))
+            if len(etok.text) > 6:
+                raise self.error(f"exponent {etok.text} is too large", etok)
+            exponent = exp_sign * int(etok.text)
+            try:
+                result = value**exponent
+            except ZeroDivisionError:
+                raise self.error("0 cannot be raised to a negative power", tok) from None
+            except OverflowError:
+                raise self.error(f"{tok.text}^{exponent} overflows float64", tok) from None
+            if result == 0.0 and value != 0.0:
+                raise self.error(f"{tok.text}^{exponent} underflows to 0 in float64", tok)
+            value = result
         return value
 
     def signed_number(self) -> float:
@@ -393,6 +476,8 @@ def parse_rule(
     """
     if not isinstance(text, str):
         raise RuleError(f"a rule must be a string, got {type(text).__name__}")
+    if len(text) > limits.MAX_RULE_LENGTH:
+        raise RuleError(f"the rule has {len(text):,} characters, more than {limits.limit_name('MAX_RULE_LENGTH')}")
     return _Parser(text, aliases or {}, modulators).parse(target)
 
 
@@ -421,15 +506,21 @@ def as_expression(
         if isinstance(item, Term):
             terms.append(item)
             continue
-        coefficient, *factors = item
+        try:
+            coefficient, *factors = item
+            coefficient = float(coefficient)
+        except (TypeError, ValueError, OverflowError):
+            raise RuleError(f"a term must be (coefficient, symbol, ...) with a number first, got {item!r}") from None
         fs = []
         for f in factors:
             if isinstance(f, Factor):
                 fs.append(f)
             else:
+                if not isinstance(f, str):
+                    raise RuleError(f"a factor must be a symbol name, got {f!r}")
                 name = (aliases or {}).get(f, f)
                 if name not in SYMBOLS and name not in set(modulators):
                     raise RuleError(f"unknown symbol {name!r}; expected one of {', '.join(SYMBOLS)} or a modulator")
                 fs.append(Factor(name))
-        terms.append(Term(float(coefficient), tuple(fs)))
+        terms.append(Term(coefficient, tuple(fs)))
     return Expression(target, tuple(terms))

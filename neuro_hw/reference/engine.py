@@ -11,6 +11,9 @@ Discretisation (``dt`` in the graph's time unit, steps numbered ``t = 1 .. T``):
   step ``t`` reaches the first neuron layer at ``t+1``.  This also makes every recurrent loop through a
   weight node well defined.  With ``synaptic_delay=0`` weight nodes act within the step (feed-forward
   paths are instantaneous); recurrent loops then need a ``Delay`` node.
+* Convolution and pooling nodes (``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``) are weight nodes whose
+  matrix is their unrolled geometry (:mod:`neuro_hw.ir.conv`; channels-first, stride, padding, dilation, groups,
+  a Conv bias per output channel), with the same synaptic delay as ``Linear``.
 * ``Delay`` nodes delay by ``round(delay/dt)`` steps (the delay must be a multiple of ``dt``).
 * ``Scale``: ``y = s * x``; ``Threshold``: ``y = [x > theta]``; ``Flatten``: reshape; ``Output``:
   identity; an ``Input`` node without incoming edges emits the stimulus given for it.
@@ -30,14 +33,23 @@ Everything carries a leading batch axis ``B``: independent trials with their own
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from neuro_hw import limits
 from neuro_hw.errors import InputError, ValidationError
-from neuro_hw.ir.circuit import NEURON_TYPES, SPIKING_TYPES, WEIGHT_TYPES, Circuit, input_shape, output_shape
+from neuro_hw.ir.circuit import (
+    MATRIX_TYPES,
+    NEURON_TYPES,
+    SPIKING_TYPES,
+    WEIGHT_TYPES,
+    Circuit,
+    input_shape,
+    output_shape,
+)
+from neuro_hw.ir.conv import SPATIAL_TYPES, bias_of, geometry_of
 from neuro_hw.ir.graded import FORMS, GRADED_TYPES, GradedNeuron, ProductNeuron
 from neuro_hw.reference.neurons import build_neuron
 from neuro_hw.reference.plasticity import PlasticSynapse
@@ -108,9 +120,16 @@ def _weight_overrides(circuit: Circuit, weights: Mapping[str, np.ndarray]) -> di
     """Checked float64 weight matrices ``(n_post, n_pre)`` or ``(B, n_post, n_pre)`` per weight node."""
     out = {}
     for name, value in weights.items():
-        if name not in circuit.nodes or circuit.type_of(name) not in WEIGHT_TYPES:
+        if name in circuit.nodes and circuit.type_of(name) in SPATIAL_TYPES:
             raise InputError(
-                f"{name!r} is not a weight node of the circuit (weight nodes: {circuit.names_of_type(*WEIGHT_TYPES)})",
+                f"weights= replaces weight matrices (Linear, Affine); {circuit.type_of(name)} kernels cannot be "
+                "replaced per run",
+                node=name,
+                field="weights",
+            )
+        if name not in circuit.nodes or circuit.type_of(name) not in MATRIX_TYPES:
+            raise InputError(
+                f"{name!r} is not a weight node of the circuit (weight nodes: {circuit.names_of_type(*MATRIX_TYPES)})",
                 node=name,
                 field="weights",
             )
@@ -127,12 +146,18 @@ def _weight_overrides(circuit: Circuit, weights: Mapping[str, np.ndarray]) -> di
             )
         if not np.all(np.isfinite(arr)):
             raise InputError("weights contain NaN or inf", node=name, field="weights")
+        if arr.size and np.max(np.abs(arr)) > limits.MAX_ABS_VALUE:
+            raise InputError(f"weights reach {np.max(np.abs(arr)):g}, more in magnitude than "
+                             f"{limits.limit_name('MAX_ABS_VALUE')}", node=name, field="weights")  # fmt: skip
         out[name] = arr
     return out
 
 
 def _delay_steps(name: str, delay: np.ndarray, dt: float) -> np.ndarray:
     steps = np.rint(np.asarray(delay, dtype=np.float64) / dt)
+    if steps.size and np.max(steps) > limits.MAX_DELAY_STEPS:
+        raise ValidationError(f"a delay of {np.max(delay):g} is {np.max(steps):.3g} steps of dt={dt:g}, more than "
+                              f"{limits.limit_name('MAX_DELAY_STEPS')}", node=name, field="delay")  # fmt: skip
     if np.any(np.abs(steps * dt - delay) > 1e-9 * max(1.0, float(np.max(np.abs(delay))))):
         raise ValidationError(f"delays must be multiples of dt={dt:g}", node=name, field="delay")
     return steps.astype(np.int64).reshape(-1)
@@ -183,6 +208,9 @@ def _parse_record(circuit: Circuit, record: Iterable[str] | str | None) -> set[t
         return set()
     if isinstance(record, str):
         record = [record]
+    record = list(record) if isinstance(record, Iterable) else record
+    if not isinstance(record, list) or not all(isinstance(spec, str) for spec in record):
+        raise InputError(f"record must be a string or a list of strings, got {record!r}", field="record")
     wanted: set[tuple[str, str]] = set()
     for spec in record:
         if spec == "all":
@@ -215,7 +243,7 @@ def _variables(circuit: Circuit, name: str) -> tuple[str, ...]:
     if name in circuit.plasticity:
         spec = circuit.plasticity[name]
         return tuple(spec.traces) + ("output", "w") + tuple(v for v in ("t", "d") if v in spec.variables)
-    if kind in WEIGHT_TYPES:
+    if kind in MATRIX_TYPES:
         return ("output", "w")
     return ("output",)
 
@@ -302,10 +330,13 @@ def _simulate(
 ) -> Result:
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate() expects a Circuit, got {type(circuit).__name__}")
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise InputError(f"steps must be a positive integer, got {steps!r}", field="steps")
-    if not (isinstance(dt, (int, float, np.floating)) and math.isfinite(dt) and dt > 0):
-        raise InputError(f"dt must be a positive finite number, got {dt!r}", field="dt")
+    steps, dt = limits.check_steps(steps), limits.check_dt(dt)
+    seed = limits.check_seed(seed)
+    if weights_every is not None:
+        weights_every = limits.check_every(weights_every, "weights_every")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1
+                              or batch > limits.MAX_BATCH):  # fmt: skip
+        raise InputError(f"batch must be an integer in 1..{limits.MAX_BATCH}, got {batch!r}", field="batch")
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}", field="method")
     if synaptic_delay not in (0, 1):
@@ -340,11 +371,18 @@ def _simulate(
     plastic = {
         name: PlasticSynapse(name, spec, initial_weight(name), B, dt) for name, spec in circuit.plasticity.items()
     }
-    static_w = {name: initial_weight(name) for name in circuit.names_of_type(*WEIGHT_TYPES) if name not in plastic}
+    static_w = {name: initial_weight(name) for name in circuit.names_of_type(*MATRIX_TYPES) if name not in plastic}
     bias = {
         name: np.asarray(circuit.nodes[name].bias, dtype=np.float64).reshape(-1)
         for name in circuit.names_of_type("Affine")
     }
+    spatial = {}  # convolution / pooling: the unrolled sparse matrix (n_out, n_in)
+    for name in circuit.names_of_type(*SPATIAL_TYPES):
+        geometry = geometry_of(circuit.nodes[name], name)
+        spatial[name] = geometry.unroll(np.float64)
+        b = bias_of(circuit.nodes[name], geometry)
+        if b is not None:
+            bias[name] = b
     preds = {name: circuit.predecessors(name) for name in circuit.nodes}
     sizes = {name: circuit.size(name) for name in circuit.nodes}
     in_sizes = {name: int(np.prod(input_shape(node))) for name, node in circuit.nodes.items()}
@@ -355,7 +393,7 @@ def _simulate(
     kinds = {name: circuit.type_of(name) for name in circuit.nodes}
     # Outputs of buffered nodes for the *current* step (computed at the end of the previous one).
     carried = {name: zeros_out[name].copy() for name in schedule.buffered}
-    for name in circuit.names_of_type("Affine"):
+    for name in bias:
         if name in carried:
             carried[name] = np.broadcast_to(bias[name], (B, sizes[name])).copy()
 
@@ -363,8 +401,11 @@ def _simulate(
         return plastic[name].weight if name in plastic else static_w[name]
 
     def apply_weights(name: str, x: np.ndarray) -> np.ndarray:
-        w = weight_of(name)
-        y = np.einsum("bij,bj->bi", w, x) if w.ndim == 3 else x @ w.T
+        if name in spatial:
+            y = np.asarray(spatial[name] @ x.T).T
+        else:
+            w = weight_of(name)
+            y = np.einsum("bij,bj->bi", w, x) if w.ndim == 3 else x @ w.T
         if name in bias:
             y = y + bias[name]
         return y
@@ -389,6 +430,10 @@ def _simulate(
     state_keys = sorted(wanted | {(n, "output") for n in circuit.output_names} | {(n, "y") for n in graded})
     # Synaptic variables (w, t, d) are recorded as sampled weights, not per-step states.
     state_keys = [(n, v) for n, v in state_keys if not (circuit.type_of(n) in WEIGHT_TYPES and v in ("w", "t", "d"))]
+    widths = sum(sizes[n] for n in spiking) + sum(
+        plastic[n].traces[v].shape[1] if (n in plastic and v in plastic[n].traces) else sizes[n] for n, v in state_keys
+    )
+    limits.check_recording(B * steps * widths, f"a {steps:,}-step run of {B} trial(s)")
     state_rec = {}
     for n, v in state_keys:
         width = plastic[n].traces[v].shape[1] if (n in plastic and v in plastic[n].traces) else sizes[n]
@@ -407,7 +452,13 @@ def _simulate(
         for var in syn.vars:
             weight_rec[f"{name}.{var}"] = [syn.vars[var].copy()]
             weight_steps[f"{name}.{var}"] = [0]
-    for name in circuit.names_of_type(*WEIGHT_TYPES):
+    limits.check_recording(
+        B * steps * widths
+        + sum((steps // sample_every[n] + 2) * B * s.n_pre * s.n_post * len(s.vars) for n, s in plastic.items()),
+        f"a {steps:,}-step run of {B} trial(s) with its sampled weights",
+        field="weights_every",
+    )
+    for name in circuit.names_of_type(*MATRIX_TYPES):
         if name not in plastic and (name, "w") in wanted:
             weight_rec[f"{name}.w"] = [np.broadcast_to(static_w[name], (B,) + static_w[name].shape[-2:]).copy()]
             weight_steps[f"{name}.w"] = [0]
@@ -476,6 +527,23 @@ def _simulate(
                 buf[:, t - 1] = out[n]
             else:
                 buf[:, t - 1] = out[n]
+
+    # Divergence: float64 overflowed (parameters or learning that grow without bound); refuse NaN/inf results.
+    finals = [((n, v), buf, True) for (n, v), buf in state_rec.items()]
+    finals += [((n, v), np.asarray(value), False) for n, st in neuron_state.items() for v, value in st.items()]
+    finals += [((n, v), value, False) for n, syn in plastic.items() for v, value in {**syn.vars, **syn.traces}.items()]
+    for (n, v), value, per_step in finals:
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            when = ""
+            if per_step:
+                bad_steps = np.flatnonzero(~np.isfinite(value.reshape(B, steps, -1)).all(axis=(0, 2)))
+                when = f" at step {int(bad_steps[0]) + 1}"
+            raise ValidationError(
+                f"the simulation diverged: {v} became NaN or inf{when} (float64 overflow; parameters or learning "
+                f"rules that grow without bound)",
+                node=n,
+                field=v,
+            )
 
     def shaped(name: str, arr: np.ndarray) -> np.ndarray:
         return arr.reshape((B, steps) + output_shape(circuit.nodes[name]))

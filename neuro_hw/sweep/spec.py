@@ -492,9 +492,11 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise SweepSpecError("no such sweep file", file=str(path))
     try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SweepSpecError(f"invalid TOML ({err})", file=str(path)) from None
+    except OSError as err:
+        raise SweepSpecError(f"cannot read the sweep file ({err.strerror or err})", file=str(path)) from None
 
 
 def load_spec(path: str | os.PathLike) -> SweepSpec:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from neuro_hw.compare import Comparison, Profile, compare
 from neuro_hw.errors import NeuroHWError
 from neuro_hw.result import Result
@@ -44,6 +46,8 @@ def check_golden(
     With ``update=True`` the golden is (re)written from ``result`` instead and the comparison is trivial.
     """
     path = Path(path)
+    if not isinstance(result, Result):
+        raise TypeError(f"check_golden() expects a Result, got {type(result).__name__}")
     if update:
         record_golden(result, path)
     if not path.exists():
@@ -57,6 +61,8 @@ def check_golden(
         ("backend", golden.backend, result.backend),
         ("seed", golden.seed, result.seed),
         ("steps", golden.steps, result.steps),
+        ("batch", golden.batch, result.batch),
+        ("dt", golden.dt, result.dt),
     )
     for field_name, recorded, now in checks:
         if recorded != now:
@@ -67,6 +73,22 @@ def check_golden(
                 file=str(path),
                 field=field_name,
             )
+    for group in ("spikes", "states", "weights"):
+        # the comparison only looks at what both sides recorded: a golden without a population would pass
+        recorded, now = set(getattr(golden, group)), set(getattr(result, group))
+        if recorded != now:
+            raise GoldenMismatchError(
+                f"golden {group} {sorted(recorded - now)} are not in this run and this run's {sorted(now - recorded)} "
+                "are not in the golden; it is not a golden for this run (re-record with update=True / pytest "
+                "--update-golden if the change is intended)",
+                file=str(path),
+                field=group,
+            )
+        for key in recorded:
+            a, b = np.shape(getattr(golden, group)[key]), np.shape(getattr(result, group)[key])
+            if a != b:
+                raise GoldenMismatchError(f"golden {group} {key!r} has shape {a}, this run's has {b}", file=str(path),
+                                          field=group)  # fmt: skip
     comparison = compare(golden, result, profile, **overrides)
     if not comparison.passed:
         raise AssertionError(f"run differs from golden trace {path}:\n{comparison.report()}")

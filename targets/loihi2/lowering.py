@@ -17,6 +17,9 @@
   (``learning`` set) with ``weight_exp``, ``num_weight_bits``, ``sign_mode`` (Lava ``SignMode``,
   always passed explicitly) and ``num_message_bits``.  ``source.s_out -> conn.s_in``,
   ``conn.a_out -> target.a_in``.
+* A convolution ``ConnectionProgram`` (``conv`` set) -> ``lava.proc.conv`` ``Conv`` with the kernel, wired through
+  virtual reshape/transpose ports, when :func:`~neuro_hw.compiler.conv_weights.lava_conv_reason` allows it
+  (:mod:`.conv_process`); else the Dense / DelayDense above with its unrolled matrix.
 * ``LearningProgram`` -> ``Loihi2FLearningRule`` (``Loihi3FLearningRule`` when ``third_factor``
   is set) with the rule strings, impulses, taus, ``t_epoch`` and
   ``rng_seed = learning_rng_seed(seed_b, i)`` for the i-th plastic connection (Program order);
@@ -58,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from neuro_hw.compiler.checks import check_program
+from neuro_hw.compiler.conv_weights import lava_conv_reason
 from neuro_hw.compiler.program import GRADED_ACTIVATIONS, GRADED_GATES, GradedProgram, Program
 from neuro_hw.errors import NeuroHWError
 
@@ -345,6 +349,13 @@ def build_component(
     for name in comp["connections"]:
         conn = program.connections[name]
         with _building("connection", name):
+            if conn.conv is not None and lava_conv_reason(program, name) is None:
+                from .conv_process import connect_conv, make_conv
+
+                proc = procs[name] = make_conv(spec, name, trial)
+                port = input_port(procs[conn.target], program.neurons[conn.target], conn.port)
+                connect_conv(proc, conn, procs[conn.source], port)
+                continue
             proc = procs[name] = make_connection(spec, name, trial)
             procs[conn.source].s_out.connect(proc.s_in)
             proc.a_out.connect(input_port(procs[conn.target], program.neurons[conn.target], conn.port))

@@ -298,8 +298,13 @@ class RecLearningDenseFloat(_LearningRecording, PyLearningDenseModelFloat):
 
 def recording_model_map(select_tag: str) -> dict[type, type]:
     """``exception_proc_model_map`` for ``Loihi2SimCfg``: our recording models for ``select_tag``."""
+    from lava.proc.conv.process import Conv
+
+    from .conv_process import RecConvFixed, RecConvFloat  # imports this module
+
     if select_tag == "fixed_pt":
         return {
+            Conv: RecConvFixed,
             LIF: RecLifFixed,
             Dense: RecDenseFixed,
             DelayDense: RecDelayDenseFixed,
@@ -311,6 +316,7 @@ def recording_model_map(select_tag: str) -> dict[type, type]:
         }
     if select_tag == "floating_pt":
         return {
+            Conv: RecConvFloat,
             LIF: RecLifFloat,
             Dense: RecDenseFloat,
             DelayDense: RecDelayDenseFloat,

@@ -1,5 +1,6 @@
 """Circuit files: lossless round trip (hypothesis), stock NIR compatibility, corrupt files."""
 
+import json
 import math
 
 import h5py
@@ -296,13 +297,15 @@ def test_rule_with_unknown_symbol_in_file(tmp_path):
 def test_rule_naming_missing_population_in_file(tmp_path):
     path, syn = _saved(tmp_path)
     with h5py.File(path, "a") as f:
-        text = f["neuro_hw"].attrs["extension"].replace('"post": ', '"post": "nobody", "old": ')
-        f["neuro_hw"].attrs["extension"] = text
+        ext = json.loads(f["neuro_hw"].attrs["extension"])
+        ext["plasticity"][syn]["post"] = "nobody"
+        f["neuro_hw"].attrs["extension"] = json.dumps(ext)
     with pytest.raises(RuleError, match=rf"node '{syn}', field 'post': post population 'nobody' does not exist"):
         neuro_hw.load(path)
 
 
-def test_conv_refused_with_clear_error(tmp_path):
+def test_conv_file_loads_with_its_shapes(tmp_path):
+    """A Conv2d written by stock nir loads (issue 16: convolutions are supported) with its inferred shapes."""
     graph = nir.NIRGraph(
         nodes={
             "in": nir.Input(np.array([1, 4, 4])),
@@ -321,8 +324,8 @@ def test_conv_refused_with_clear_error(tmp_path):
     )
     path = tmp_path / "conv.nir"
     nir.write(path, graph)
-    with pytest.raises(UnsupportedNodeError, match="node 'conv': Conv2d nodes are not supported yet"):
-        neuro_hw.load(path)
+    circuit = neuro_hw.load(path)
+    assert tuple(circuit.nodes["conv"].output_type["output"]) == (2, 2, 2)
 
 
 def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):

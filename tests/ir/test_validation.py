@@ -67,10 +67,19 @@ def test_edge_to_missing_node():
         neuro_hw.Circuit(nodes, edges + [("pop", "ghost")])
 
 
-def test_unsupported_node_type():
+def test_pooling_without_a_shape_is_refused():
+    """Pooling nodes are supported (issue 16), but nir gives them no shape: without a predecessor to infer it from,
+    the error names the node and says why."""
     nodes, edges = chain()
     nodes["pool"] = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
-    with pytest.raises(UnsupportedNodeError, match="node 'pool': SumPool2d nodes are not supported yet"):
+    with pytest.raises(ValidationError, match="node 'pool', field 'input_type': the input shape of this SumPool2d"):
+        neuro_hw.Circuit(nodes, edges)
+
+
+def test_nested_graph_node_is_refused():
+    nodes, edges = chain()
+    nodes["sub"] = nir.NIRGraph(nodes={}, edges=[], type_check=False)
+    with pytest.raises(UnsupportedNodeError, match="node 'sub': nested graphs must be flattened first"):
         neuro_hw.Circuit(nodes, edges)
 
 
