@@ -1,4 +1,4 @@
-"""Command line: ``neuro-hw demo | info | simulate | compile | check | sweep``.
+"""Command line: ``neuro-hw demo | info | simulate | compile | run | check | sweep``.
 
 Run ``neuro-hw <command> --help`` for the options of each command.
 """
@@ -58,15 +58,24 @@ def _parse_input(spec: str) -> tuple[str, np.ndarray]:
     name, sep, file = spec.partition("=")
     if not sep or not name or not file:
         raise InputError(f"--input expects NAME=FILE.npy, got {spec!r}", field="--input")
+    from neuro_hw.safe_io import check_readable_file
+
+    try:
+        check_readable_file(file, "stimulus file")  # a FIFO would block np.load forever
+    except NeuroHWError as err:
+        raise InputError(err.reason, file=file, node=name, field="--input") from None
     try:
         return name, np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise InputError(f"cannot read stimulus ({err})", file=file, node=name, field="--input") from None
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import neuro_hw
+    from neuro_hw.safe_io import check_output_path
 
+    if args.out:
+        check_output_path(args.out, "result file", make_parents=True)  # before the run, not after it
     circuit = neuro_hw.load(args.circuit)
     inputs = dict(_parse_input(s) for s in args.input)
     result = neuro_hw.simulate(
@@ -100,7 +109,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     import tempfile
 
     import neuro_hw
+    from neuro_hw.safe_io import check_output_path
 
+    if args.report:
+        check_output_path(args.report, "report")  # before compiling; the temporary file goes next to it
     circuit = neuro_hw.load(args.circuit)
     program = neuro_hw.compile(
         circuit,
@@ -112,13 +124,47 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     print(program.report.format_table())
     if args.report:
         path = Path(args.report)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if path.parent.exists() else "."
-        )
-        with os.fdopen(fd, "w") as f:
-            json.dump(program.report.to_dict(), f, indent=2)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(program.report.to_dict(), f, indent=2)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         print(f"\nreport written to {path}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import neuro_hw
+
+    if args.out:
+        from neuro_hw.safe_io import check_output_path
+
+        check_output_path(args.out, "--out")  # before the run, not after it
+    if args.weights_every is not None and args.weights_every < 1:
+        raise InputError(f"--weights-every must be a positive number of steps, got {args.weights_every}",
+                         field="--weights-every")  # fmt: skip
+    circuit = neuro_hw.load(args.circuit)
+    inputs = dict(_parse_input(s) for s in args.input) or _default_stimuli(circuit, args.steps, args.rate, args.seed)
+    program = neuro_hw.compile(
+        circuit,
+        target=args.target,
+        dt=args.dt,
+        input_ranges=dict(_parse_range(s) for s in args.input_range),
+        trace_impulse=args.trace_impulse,
+    )
+    notes = program.report.notes
+    print(f"compiled for {program.report.target} (dt={args.dt:g}): {len(program.neurons)} populations, "
+          f"{len(program.connections)} connections, {len(notes)} approximation notes"
+          f"{' (neuro-hw compile shows them)' if notes else ''}")  # fmt: skip
+    result = neuro_hw.run(
+        program, inputs, args.steps, backend=args.backend, seed=args.seed, weights_every=args.weights_every or 1
+    )
+    print(result.summary())
+    if args.out:
+        print(f"result written to {result.save(args.out)}")
     return 0
 
 
@@ -131,7 +177,12 @@ def _default_stimuli(circuit, steps: int, rate: float, seed: int) -> dict[str, n
 def _cmd_check(args: argparse.Namespace) -> int:
     import neuro_hw
     from neuro_hw.compare import compare
+    from neuro_hw.limits import check_seed, check_steps
 
+    check_steps(args.steps, "--steps")
+    check_seed(args.seed, "--seed")
+    if not 0.0 <= args.rate <= 1.0:
+        raise InputError(f"--rate is a spike probability per step in 0..1, got {args.rate}", field="--rate")
     circuit = neuro_hw.load(args.circuit)
     inputs = dict(_parse_input(s) for s in args.input) or _default_stimuli(circuit, args.steps, args.rate, args.seed)
     program = neuro_hw.compile(
@@ -212,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="neuro-hw",
         description="Describe, simulate, compile and emulate learning spiking circuits (NIR + plasticity).",
     )
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
@@ -246,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", default="loihi2", help="target name or .toml file to check the circuit against, or 'none'"
     )
     info.add_argument(
-        "--dt", type=float, default=1e-3, help="time step in seconds for the compile check (default 1e-3)"
+        "--dt", type=float, default=1e-3, help="compile-check step length, graph time unit (default 1e-3)"
     )
     info.set_defaults(func=_cmd_info)
 
@@ -284,6 +336,35 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--report", help="also write the report as JSON to this file")
     comp.set_defaults(func=_cmd_compile)
 
+    run = sub.add_parser(
+        "run",
+        help="compile a circuit for a target and run the integers on the emulator or Lava",
+        description="Compile CIRCUIT for the target (as 'neuro-hw compile') and run the compiled program for STEPS "
+        "steps on a fixed-point backend: 'emulator' (bit-exact with Lava, fast), 'lava' (Lava Loihi2SimCfg "
+        "fixed_pt) or 'lava-float' (floating_pt). Stimuli come from --input files (NAME=FILE.npy, (T, n) or "
+        "(B, T, n) for B trials) or, without any, Poisson spikes at --rate for every input. Prints the compile "
+        "summary and the result; --out saves the Result (integers; Result.load reads it back). Exit status 0 on "
+        "success, 2 on an error in the input (the message names the file, node and field).",
+    )
+    run.add_argument("circuit", help="a .nir file")
+    run.add_argument("--target", default="loihi2", help="target name or .toml file (default loihi2)")
+    run.add_argument("--backend", default="emulator", choices=("emulator", "lava", "lava-float"),
+                     help="where to run the compiled program (default emulator)")  # fmt: skip
+    run.add_argument("--steps", type=int, required=True, help="number of steps")
+    run.add_argument("--dt", type=float, default=1e-3, help="step length in the graph's time unit (default 1e-3)")
+    run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                     help="stimulus of input NAME, (T, n) or (B, T, n); repeat per input")  # fmt: skip
+    run.add_argument("--rate", type=float, default=0.05,
+                     help="spike probability per step of the generated inputs when no --input is given")  # fmt: skip
+    run.add_argument("--input-range", action="append", default=[], metavar="NAME=MAX",
+                     help="largest magnitude of a graded input, to scale it onto the payload range")  # fmt: skip
+    run.add_argument("--trace-impulse", type=int, default=None, help="integer impulse of spike-driven traces")
+    run.add_argument("--seed", type=int, default=0, help="seed of generated inputs and the learning engine (default 0)")
+    run.add_argument("--weights-every", type=int, default=None, metavar="K",
+                     help="record plastic weights every K steps and at the last (default: every step)")  # fmt: skip
+    run.add_argument("--out", help="write the Result to this .h5 file")
+    run.set_defaults(func=_cmd_run)
+
     chk = sub.add_parser(
         "check",
         help="run reference, emulator and Lava on the same inputs: three-way table, exact and statistical verdicts",
@@ -291,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("circuit", help="a .nir file")
     chk.add_argument("--target", default="loihi2", help="target name or .toml file (default loihi2)")
     chk.add_argument("--steps", type=int, required=True, help="number of steps")
-    chk.add_argument("--dt", type=float, default=1e-3, help="step length (default 1e-3)")
+    chk.add_argument("--dt", type=float, default=1e-3, help="step length in the graph's time unit (default 1e-3)")
     chk.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="stimulus per input")
     chk.add_argument("--rate", type=float, default=0.05, help="spike probability per step of generated inputs")
     chk.add_argument("--input-range", action="append", default=[], metavar="NAME=MAX", help="graded input range")
@@ -335,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     swp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     swp.set_defaults(func=_cmd_sweep)
+    for command in sub.choices.values():  # --debug also after the command name
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -344,8 +427,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NeuroHWError as err:
+        if args.debug:
+            raise
         print(f"neuro-hw {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - one paragraph, no traceback, unless --debug
+        if args.debug:
+            raise
+        print(
+            f"neuro-hw {args.command}: internal error: {type(err).__name__}: {err} (this is a bug in neuro-hw; "
+            "rerun with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

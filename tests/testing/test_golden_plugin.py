@@ -33,7 +33,15 @@ def test_golden_round_trip_update_and_refusal(tmp_path):
     assert check_golden(changed, path).passed
 
 
-def test_plugin_target_option_fixture_and_hardware_marker(pytester):
+@pytest.fixture
+def emulator_imported():
+    """pytester runs pytest in this process and then drops every module imported since its snapshot (taken when the
+    ``pytester`` fixture is set up); numba's lazily imported typing modules would then register twice in a later
+    test ("duplicate registration for PolynomialType"), so the emulator runs once before that snapshot."""
+    neuro_hw.run_circuit(stdp_circuit(n_in=6, n_out=2), {"input": correlated_inputs(20, 6)}, 20, DT, "emulator")
+
+
+def test_plugin_target_option_fixture_and_hardware_marker(emulator_imported, pytester):
     pytester.makepyfile(
         """
         import numpy as np, pytest
