@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
+from hypothesis import strategies as st
 
 from neuro_hw.compiler.program import (
     ConnectionProgram,
@@ -80,6 +83,12 @@ class CaseBook:
         self.data[name] = values * (self.rng.random((self.steps, n)) < rate)
         return name
 
+    def given(self, name: str, data: np.ndarray) -> str:
+        """A spike input with the given ``(steps, n)`` 0/1 data."""
+        self.inputs.append(InputProgram(name, data.shape[1]))
+        self.data[name] = np.asarray(data, dtype=np.int64)
+        return name
+
     def pop(self, name: str, n: int, **kw) -> str:
         self.neurons.append(lif(name, n, **kw))
         return name
@@ -90,6 +99,12 @@ class CaseBook:
 
     def program(self) -> Program:
         return program(self.inputs, self.neurons, self.conns)
+
+    def batched(self, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """``(batch, steps, n)`` inputs: trial 0 is ``self.data``, trial b > 0 its steps in another random order
+        (same rates, other spike times) -- every trial sees different inputs."""
+        rng = np.random.default_rng(seed)
+        return {k: np.stack([v] + [v[rng.permutation(len(v))] for _ in range(batch - 1)]) for k, v in self.data.items()}
 
 
 def lif_dense_cases(steps: int = 200, seed: int = 1) -> CaseBook:
@@ -283,3 +298,251 @@ def learning_cases(steps: int = 200, seed: int = 2) -> CaseBook:
         ),
     )
     return b
+
+
+def feature_cases(steps: int = 200, seed: int = 6) -> CaseBook:
+    """Recurrent plastic connections, several plastic connections into one population, long epochs
+    (t_epoch 5..63) and long delays (up to Lava's 63), as independent sub-circuits."""
+    b = CaseBook(steps, seed)
+    r = b.rng
+    stdp = {"dw": "2^-2*x1*y0 - 2^-2*y1*x0"}
+    # a recurrent plastic connection (pre = post = p_rec; the diagonal sees pre and post spikes at once), t_epoch 5
+    b.conn(
+        "rec_drive",
+        b.spikes("i_rec", 12, 0.25),
+        b.pop("p_rec", 8, du=1500, dv=1500, vth=900, bias_mant=r.integers(0, 200, 8), bias_exp=3),
+        r.integers(0, 120, (8, 12)),
+    )
+    b.conn(
+        "rec",
+        "p_rec",
+        "p_rec",
+        r.integers(-60, 80, (8, 8)),
+        learning=learning(stdp, {"x1": 24.5, "y1": 20}, {"x1": 6, "y1": 8}, t_epoch=5),
+    )
+    # three plastic connections into p_multi: 2-factor STDP from an input (t_epoch 2), a recurrent one with w, u1
+    # and a tag rule (t_epoch 7), a 3-factor one from another input (t_epoch 3; y1 = reward, y2 = own spikes)
+    b.pop("p_multi", 10, du=1200, dv=1000, vth=2400, bias_mant=r.integers(0, 300, 10), bias_exp=3)
+    b.conn(
+        "multi_a",
+        b.spikes("i_multi_a", 16, 0.15),
+        "p_multi",
+        r.integers(0, 110, (10, 16)),
+        learning=learning(stdp, {"x1": 30, "y1": 16.75}, {"x1": 5, "y1": 10}, t_epoch=2),
+    )
+    b.conn(
+        "multi_rec",
+        "p_multi",
+        "p_multi",
+        r.integers(-50, 50, (10, 10)),
+        learning=learning(
+            {"dw": "2^-3*x1*y0 - u1*w*2^-5 - 2^-3*y1*x0", "dt": "2^-1*x1*y0 - 2^-2*u1*t"},
+            {"x1": 18, "y1": 12.5},
+            {"x1": 9, "y1": 4},
+            t_epoch=7,
+        ),
+    )
+    b.conn(
+        "multi_three",
+        b.spikes("i_multi_b", 12, 0.2),
+        "p_multi",
+        r.integers(0, 100, (10, 12)),
+        sign_mode="excitatory",
+        learning=learning(
+            {"dw": "2^-4*x1*y2*y0 - 2^-3*u0*x1*y1"},
+            {"x1": 20},
+            {"x1": 6},
+            t_epoch=3,
+            third_factor={"y1": b.graded("reward_multi", 10, 0.1, 127), "y2": "p_multi"},
+        ),
+    )
+    # long epochs: two plastic inputs of one population with t_epoch 16 (u2 decimation) and 63 (with a dd rule)
+    b.pop("p_epoch", 8, du=1500, dv=1500, vth=1000, bias_mant=200, bias_exp=3)
+    b.conn(
+        "ep16",
+        b.spikes("i_ep16", 20, 0.15),
+        "p_epoch",
+        r.integers(0, 100, (8, 20)),
+        learning=learning(
+            {"dw": "2^-2*x1*y0 - 2^-2*y1*x0 + 2^-4*u2*x1"}, {"x1": 10.5, "y1": 8}, {"x1": 30, "y1": 20}, t_epoch=16
+        ),
+    )
+    b.conn(
+        "ep63",
+        b.spikes("i_ep63", 10, 0.2),
+        "p_epoch",
+        r.integers(-80, 80, (8, 10)),
+        learning=learning(
+            {"dw": "2^-3*x1*y0 - 2^-3*y1*x0", "dd": "2^-2*x1*y0 - 2^-4*u0*d"},
+            {"x1": 6.25, "y1": 5},
+            {"x1": 40, "y1": 40},
+            t_epoch=63,
+        ),
+    )
+    # long delays: DelayDense with delays 0..20, a recurrent DelayDense (6..15) and delays 48 and 63 from pulses
+    # that reach only the last neuron of p_dly (nothing else drives it): its u stays 0 until step 5 + 1 + 63
+    b.pop("p_dly", 8, du=600, dv=800, vth=1500)
+    w20 = r.integers(-40, 127, (8, 12))
+    w20[-1] = 0
+    b.conn("dly20", b.spikes("i_dly", 12, 0.2), "p_dly", w20, delays=r.integers(0, 21, (8, 12)), weight_exp=-1)
+    w_rec = r.integers(-60, 100, (8, 8))
+    w_rec[-1] = 0
+    b.conn("dly_rec", "p_dly", "p_dly", w_rec, delays=r.integers(6, 16, (8, 8)))
+    w_far = np.zeros((8, 2), dtype=np.int64)
+    w_far[-1] = [100, 70]
+    d_far = np.zeros((8, 2), dtype=np.int64)
+    d_far[-1] = [63, 48]
+    b.conn("dly63", b.given("i_far", pulses(steps, 2, {5: [0], 40: [1], 120: [0, 1]})), "p_dly", w_far, delays=d_far)
+    return b
+
+
+# ---------------------------------------------------------------------------------------------------
+# hypothesis strategies
+# ---------------------------------------------------------------------------------------------------
+PRODUCTS = [
+    "{c}*x1*y0",
+    "{c}*y1*x0",
+    "{c}*x1*y1*y0",
+    "{c}*u{k}*w",
+    "{c}*x0*(y2+{j})",
+    "{c}*sgn(w-{j})*y0*x2",
+    "{c}*u{k}*x1",
+    "{c}*y0*x2*y3",
+    "{c}*x0*y1*w",
+    "{c}*u{k}*t*y1",
+    "{c}*u{k}*d",
+    "{c}*y0*sgn(d+{j})*x1",
+    "{c}*x0*(t-{j})",
+    "{c}*y0*x1*y2*w",
+]
+SIGN_RANGES = {"mixed": (-120, 120), "excitatory": (0, 120), "inhibitory": (-120, 0)}
+#: t_epoch: 1..16, a fifth of the draws 24..63 (63: the largest epoch of the hardware; Lava's simulator has no bound)
+EPOCHS = st.integers(1, 20).map(lambda e: e if e <= 16 else (24, 31, 48, 63)[e - 17])
+#: the largest delay of a DelayDense: 6..20, a fifth of the draws 31..63 (Lava's DelayDense limit)
+MAX_DELAYS = st.integers(6, 24).map(lambda d: d if d <= 20 else (31, 40, 55, 63)[d - 21])
+
+
+@st.composite
+def rules(draw, k: int) -> str:
+    """A rule string of 1..3 random products (all ``u<k>`` share ``k``, as Lava requires)."""
+    terms = []
+    for template in draw(st.lists(st.sampled_from(PRODUCTS), min_size=1, max_size=3)):
+        m = draw(st.integers(1, 7))
+        e = draw(st.integers(-7, 2))
+        sign = draw(st.sampled_from(["", "-"]))
+        terms.append(sign + template.format(c=f"{m}*2^{e}", k=k, j=draw(st.integers(1, 9))))
+    text = terms[0]
+    for term in terms[1:]:
+        text += (" - " + term[1:]) if term.startswith("-") else (" + " + term)
+    return text
+
+
+@st.composite
+def learning_programs(draw, t_epoch: int, third_factor: dict[str, str] | None = None) -> LearningProgram:
+    """Random rules (dw always, dt/dd sometimes), impulses and taus; y impulses only without a third factor."""
+    k = draw(st.integers(0, 2))
+    targets = ["dw"] + sorted(draw(st.sets(st.sampled_from(["dt", "dd"]))))
+    quarter = st.integers(0, 100).map(lambda q: q / 4)
+    imp = {t: draw(quarter) for t in ("x1", "x2")}
+    if not third_factor:
+        imp.update({t: draw(quarter) for t in ("y1", "y2", "y3")})
+    taus = {t: draw(st.integers(0, 40)) for t in TRACES}
+    rule_set = {tgt: draw(rules(k)) for tgt in targets}
+    return learning(rule_set, imp, taus, t_epoch=t_epoch, third_factor=dict(third_factor or {}))
+
+
+def program_features(prog: Program) -> dict[str, int]:
+    """What a Program exercises: recurrent plastic connections, plastic inputs per population, epochs, delays."""
+    plastic = [c for c in prog.connections.values() if c.learning is not None]
+    delays = [int(c.delays.max()) for c in prog.connections.values() if c.delays is not None and c.delays.size]
+    return {
+        "recurrent_plastic": sum(c.source == c.target for c in plastic),
+        "most_plastic_inputs": max(Counter(c.target for c in plastic).values(), default=0),
+        "max_t_epoch": max((int(c.learning.t_epoch) for c in plastic), default=0),
+        "distinct_t_epochs": len({int(c.learning.t_epoch) for c in plastic}),
+        "three_factor": sum(bool(c.learning.third_factor) for c in plastic),
+        "max_delay": max(delays, default=-1),
+    }
+
+
+def _lif_kw(draw, r: np.random.Generator, n: int) -> dict:
+    return dict(
+        du=draw(st.integers(0, 4095)),
+        dv=draw(st.integers(0, 4095)),
+        vth=draw(st.integers(1, 1500)),
+        bias_mant=r.integers(-100, 300, n),
+        bias_exp=draw(st.integers(0, 5)),
+        u_init=r.integers(-2000, 2000, n),
+        v_init=r.integers(-2000, 2000, n),
+    )
+
+
+@st.composite
+def feature_circuits(draw, steps: int = 120, batch: tuple[int, int] = (3, 4)) -> tuple[CaseBook, list[int], dict]:
+    """One connected circuit with a recurrent plastic connection and a second (or third) plastic connection into
+    the same population (other rules, other t_epoch, 2- or 3-factor, in random Program order), t_epoch up to 63
+    (at least one above 4), DelayDense delays up to 63 (at least one above 5), and a batch of ``batch[0]..batch[1]``
+    trials with distinct per-trial seeds and inputs.  Returns ``(book, seeds, (B, T, n) inputs)``."""
+    b = CaseBook(steps, draw(st.integers(0, 2**16)))
+    r = b.rng
+    n_in, n0 = draw(st.integers(1, 10)), draw(st.integers(1, 8))
+    b.spikes("i0", n_in, draw(st.floats(0.05, 0.4)))
+    b.pop("p0", n0, **_lif_kw(draw, r, n0))
+    d_max = draw(MAX_DELAYS)
+    delays = r.integers(0, d_max + 1, (n0, n_in))
+    delays[r.integers(n0), r.integers(n_in)] = d_max
+    sign = draw(st.sampled_from(sorted(SIGN_RANGES)))
+    lo, hi = (2 * x for x in SIGN_RANGES[sign])
+    static = [
+        ConnectionProgram(
+            "c_delay", "i0", "p0", r.integers(lo, hi + 1, (n0, n_in)), sign_mode=sign,
+            weight_exp=draw(st.integers(-2, 2)), delays=delays,
+        )
+    ]  # fmt: skip
+    sizes = {"i0": n_in, "p0": n0}
+    if draw(st.booleans()):  # a second population behind p0, through long delays
+        n1 = draw(st.integers(1, 6))
+        b.pop("p1", n1, **_lif_kw(draw, r, n1))
+        sizes["p1"] = n1
+        d1 = draw(MAX_DELAYS)
+        static.append(
+            ConnectionProgram(
+                "c_chain", "p0", "p1", r.integers(-128, 128, (n1, n0)), delays=r.integers(0, d1 + 1, (n1, n0)),
+                weight_exp=draw(st.integers(-1, 2)),
+            )
+        )  # fmt: skip
+    if draw(st.booleans()):  # graded payloads into p0 (static) and maybe into a plastic connection
+        b.graded("g0", n_in, draw(st.floats(0.05, 0.4)), 255)
+        sizes["g0"] = n_in
+        static.append(ConnectionProgram("c_graded", "g0", "p0", r.integers(-60, 60, (n0, n_in)), num_message_bits=8))
+    pops = [p.name for p in b.neurons]
+    post = draw(st.sampled_from(pops))  # gets the recurrent plastic connection and 1..2 more plastic inputs
+    others = [s for s in sizes if s != post]
+    sources = [post] + draw(st.lists(st.sampled_from(others), min_size=1, max_size=2))
+    epochs = [draw(EPOCHS) for _ in sources]
+    if max(epochs) <= 4:
+        epochs[draw(st.integers(0, len(epochs) - 1))] = draw(st.integers(5, 16))
+    reward = None
+    plastic = []
+    for i, (src, t_epoch) in enumerate(zip(sources, epochs, strict=True)):
+        third = None
+        if draw(st.integers(0, 2)) == 0:  # a 3-factor rule: a graded reward and/or spikes of a population
+            same = [p for p in pops if sizes[p] == sizes[post]]
+            ys = draw(st.lists(st.sampled_from(["y1", "y2", "y3"]), min_size=1, max_size=2, unique=True))
+            third = {y: draw(st.sampled_from(["r0"] + same)) for y in ys}
+            if "r0" in third.values() and reward is None:
+                reward = b.graded("r0", sizes[post], 0.2, draw(st.sampled_from([1, 127, 255])))
+        p_sign = draw(st.sampled_from(sorted(SIGN_RANGES)))
+        lo, hi = (-400, 400) if draw(st.booleans()) else SIGN_RANGES[p_sign]
+        plastic.append(
+            ConnectionProgram(
+                f"L{i}_{src}", src, post, r.integers(lo, hi + 1, (sizes[post], sizes[src])), sign_mode=p_sign,
+                weight_exp=draw(st.integers(-2, 1)), num_message_bits=8 if src == "g0" else 0,
+                learning=draw(learning_programs(t_epoch, third)),
+            )
+        )  # fmt: skip
+    # Program order decides the learning rng seeds (learning_rng_seed): shuffle it, statics in between
+    b.conns = draw(st.permutations(static + plastic))
+    n_trials = draw(st.integers(*batch))
+    seeds = draw(st.lists(st.integers(0, 1000), min_size=n_trials, max_size=n_trials, unique=True))
+    return b, seeds, b.batched(n_trials, draw(st.integers(0, 2**16)))

@@ -1,14 +1,16 @@
 """Batch semantics: B trials in one emulator run equal B separate single-trial runs, value for value.
 
-A batch is split into trial ranges run on one thread per core (``step_kernel.trial_ranges``); B = 3 and
-B = 8 check uneven and even splits, and the split itself is checked with other thread counts.
+A batch is split into trial ranges run on one thread per core (``step_kernel.trial_ranges``); B = 3, 8
+and 9 check uneven and even splits, and the split itself is checked with other thread counts.  The
+circuits include recurrent plastic connections, several plastic inputs per population, long epochs and
+long delays (``feature_cases``).  Batches against Lava: ``test_emulator_features_vs_lava.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from emulator_cases import assert_identical, learning_cases, lif_dense_cases
+from emulator_cases import assert_identical, feature_cases, learning_cases, lif_dense_cases
 
 from neuro_hw.emulator import run_program_emulator, step_kernel
 from neuro_hw.result import Result
@@ -29,8 +31,10 @@ def _trial(res: Result, b: int) -> Result:
     )
 
 
-@pytest.mark.parametrize("batch", [3, 8])
-@pytest.mark.parametrize("builder", [lif_dense_cases, learning_cases])
+@pytest.mark.parametrize(
+    "builder, batch",
+    [(lif_dense_cases, 3), (lif_dense_cases, 8), (learning_cases, 3), (learning_cases, 8), (feature_cases, 9)],
+)
 def test_batch_equals_separate_runs(builder, batch):
     book = builder(steps=120, seed=11)
     prog = book.program()

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from emulator_cases import CaseBook, assert_identical, learning, learning_cases, lif_dense_cases
+from emulator_cases import (
+    EPOCHS,
+    MAX_DELAYS,
+    CaseBook,
+    assert_identical,
+    learning,
+    learning_cases,
+    lif_dense_cases,
+    rules,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,38 +87,6 @@ def test_batched_trials_match_lava():
 # ---------------------------------------------------------------------------------------------------
 # randomised circuits
 # ---------------------------------------------------------------------------------------------------
-PRODUCTS = [
-    "{c}*x1*y0",
-    "{c}*y1*x0",
-    "{c}*x1*y1*y0",
-    "{c}*u{k}*w",
-    "{c}*x0*(y2+{j})",
-    "{c}*sgn(w-{j})*y0*x2",
-    "{c}*u{k}*x1",
-    "{c}*y0*x2*y3",
-    "{c}*x0*y1*w",
-    "{c}*u{k}*t*y1",
-    "{c}*u{k}*d",
-    "{c}*y0*sgn(d+{j})*x1",
-    "{c}*x0*(t-{j})",
-    "{c}*y0*x1*y2*w",
-]
-
-
-@st.composite
-def rules(draw, k: int) -> str:
-    terms = []
-    for template in draw(st.lists(st.sampled_from(PRODUCTS), min_size=1, max_size=3)):
-        m = draw(st.integers(1, 7))
-        e = draw(st.integers(-7, 2))
-        sign = draw(st.sampled_from(["", "-"]))
-        terms.append(sign + template.format(c=f"{m}*2^{e}", k=k, j=draw(st.integers(1, 9))))
-    text = terms[0]
-    for term in terms[1:]:
-        text += (" - " + term[1:]) if term.startswith("-") else (" + " + term)
-    return text
-
-
 @st.composite
 def circuits(draw) -> tuple[CaseBook, int]:
     steps = STEPS
@@ -131,7 +108,8 @@ def circuits(draw) -> tuple[CaseBook, int]:
     b.pop("p0", n0, **lif_kw)
     sign = draw(st.sampled_from(["mixed", "excitatory", "inhibitory"]))
     lo, hi = {"mixed": (-300, 300), "excitatory": (0, 300), "inhibitory": (-300, 0)}[sign]
-    delays = r.integers(0, draw(st.integers(1, 5)), (n0, n_in)) if draw(st.booleans()) else None
+    # delays 0..d, d up to 63 (Lava's limit)
+    delays = r.integers(0, draw(st.integers(0, 5) | MAX_DELAYS) + 1, (n0, n_in)) if draw(st.booleans()) else None
     b.conn(
         "c0",
         "i0",
@@ -166,10 +144,11 @@ def circuits(draw) -> tuple[CaseBook, int]:
         third = {"y1": "r0", "y2": target}
     else:
         imp.update({t: draw(quarter) for t in ("y1", "y2", "y3")})
-    # pre side: the spike input, a graded input (graded spiking path), or a population (same-step spikes)
-    sources = ["i0"] + (["g0"] if "g0" in b.data else []) + (["p0"] if target == "p1" else [])
+    # pre side: the spike input, a graded input (graded spiking path), a population (same-step spikes), or the
+    # target itself (a recurrent plastic connection: pre and post spikes of the same neurons)
+    sources = ["i0"] + (["g0"] if "g0" in b.data else []) + (["p0"] if target == "p1" else []) + [target]
     source = draw(st.sampled_from(sources))
-    n_s = n_in if source in ("i0", "g0") else n0
+    n_s = {"i0": n_in, "g0": n_in, "p0": n0}.get(source, n_t)
     p_sign = draw(st.sampled_from(["mixed", "excitatory", "inhibitory"]))
     # initial weights may lie outside the sign-mode range: LearningDense does not clip them
     wide = draw(st.booleans())
@@ -182,7 +161,7 @@ def circuits(draw) -> tuple[CaseBook, int]:
         sign_mode=p_sign,
         weight_exp=draw(st.integers(-2, 1)),
         num_message_bits=8 if source == "g0" else 0,
-        learning=learning(rule_set, imp, tau, t_epoch=draw(st.integers(1, 4)), third_factor=third),
+        learning=learning(rule_set, imp, tau, t_epoch=draw(st.integers(1, 4) | EPOCHS), third_factor=third),
     )
     return b, draw(st.integers(0, 1000))
 
