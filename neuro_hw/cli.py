@@ -1,4 +1,5 @@
-"""Command line: ``neuro-hw demo | info | simulate | compile | run | check | sweep``.
+"""Command line: ``neuro-hw demo | info | simulate | compile | run | check | sweep`` and the seed circuits
+(``heterosynaptic``).
 
 Run ``neuro-hw <command> --help`` for the options of each command.
 """
@@ -6,6 +7,7 @@ Run ``neuro-hw <command> --help`` for the options of each command.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -258,6 +260,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Modules with ``register(sub)`` adding a seed circuit's subcommand.
+SEED_CIRCUIT_COMMANDS = ("neuro_hw.circuits.heterosynaptic_run",)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuro-hw",
@@ -416,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     swp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     swp.set_defaults(func=_cmd_sweep)
+    for module in SEED_CIRCUIT_COMMANDS:  # each seed circuit adds its own subcommand (register(sub))
+        importlib.import_module(module).register(sub)
     for command in sub.choices.values():  # --debug also after the command name
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
