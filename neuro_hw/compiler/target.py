@@ -169,23 +169,59 @@ class Target:
 
 _DERIVED = ("accumulator_bits", "factor_widths")
 ROUNDING_MODES = ("stochastic", "nearest")
+#: The sections of a target file and the keys of the sections that are not a dataclass.
+SECTIONS = ("target", "neuron", "weights", "delays", "learning", "graded", "resources")
+_PLAIN_KEYS = {"target": ("name", "description"), "delays": ("max",)}
+#: Settings whose value the emulator and Lava hard-wire (Lava's LIF arithmetic and weight truncation): a target
+#: that changes them would compile integers that no backend runs as that chip would, so it is refused.
+HARDWIRED: dict[str, Any] = {
+    "neuron.state_bits": 24,
+    "neuron.decay_bits": 12,
+    "neuron.decay_unity": 4096,
+    "neuron.current_decay_offset": 1,
+    "neuron.activation_shift": 6,
+    "neuron.reset_to_zero": True,
+    "weights.mixed_sign_drops_lsb": True,
+    "learning.impulse_fraction_bits": 8,
+}
 
 
 def _section(cls: type, data: dict[str, Any], section: str, file: str) -> Any:
     if section not in data:
         raise CircuitFileError(f"missing section [{section}]", file=file, field=section)
     raw = data[section]
+    if not isinstance(raw, dict):
+        raise ValidationError(f"must be a table [{section}], got {raw!r}", file=file, field=section)
+    known = [f.name for f in fields(cls)]
+    for key in raw:
+        if key not in known:
+            raise ValidationError(f"unknown key (known: {', '.join(known)})", file=file, field=f"{section}.{key}")
     values = {}
     for f in fields(cls):
         if f.name in _DERIVED:
             continue
+        where = f"{section}.{f.name}"
         if f.name not in raw:
-            raise CircuitFileError(f"missing key '{f.name}'", file=file, field=f"{section}.{f.name}")
+            raise CircuitFileError(f"missing key '{f.name}'", file=file, field=where)
         value = raw[f.name]
         if f.name == "sgn_allowed":
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ValidationError(f"must be a list of names, got {value!r}", file=file, field=where)
             value = tuple(value)
-        elif f.type in ("int",) and not isinstance(value, int):
-            raise ValidationError(f"must be an integer, got {value!r}", file=file, field=f"{section}.{f.name}")
+        elif f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValidationError(f"must be an integer, got {value!r}", file=file, field=where)
+        elif f.type == "bool" and not isinstance(value, bool):
+            raise ValidationError(f"must be true or false, got {value!r}", file=file, field=where)
+        elif f.type == "str" and not isinstance(value, str):
+            raise ValidationError(f"must be a string, got {value!r}", file=file, field=where)
+        if where in HARDWIRED and value != HARDWIRED[where]:
+            raise ValidationError(
+                f"{value!r} is not supported: the emulator and Lava implement only {HARDWIRED[where]!r} (Lava's "
+                "fixed-point arithmetic, hard-wired), so a Program compiled with it would not run as such a chip; "
+                "docs/targets.md lists what a target may change",
+                file=file,
+                field=where,
+            )
         values[f.name] = value
     return cls(**values)
 
@@ -221,6 +257,14 @@ def load_target(target: str | os.PathLike = "loihi2") -> Target:
 
 
 def _target_from_data(data: dict[str, Any], file: str) -> Target:
+    for section in data:
+        if section not in SECTIONS:
+            raise ValidationError(f"unknown section [{section}] (known: {', '.join(SECTIONS)})", file=file,
+                                  field=section)  # fmt: skip
+    for section, keys in _PLAIN_KEYS.items():
+        for key in data.get(section, {}):
+            if key not in keys:
+                raise ValidationError(f"unknown key (known: {', '.join(keys)})", file=file, field=f"{section}.{key}")
     head = data.get("target", {})
     if "name" not in head:
         raise CircuitFileError("missing key 'name'", file=file, field="target.name")
