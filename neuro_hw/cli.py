@@ -1,5 +1,5 @@
 """Command line: ``neuro-hw demo | info | simulate | compile | run | check | sweep`` and the seed circuits
-(``heterosynaptic``).
+(``meta-plasticity``, ``heterosynaptic``).
 
 Run ``neuro-hw <command> --help`` for the options of each command.
 """
@@ -261,7 +261,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 #: Modules with ``register(sub)`` adding a seed circuit's subcommand.
-SEED_CIRCUIT_COMMANDS = ("neuro_hw.circuits.heterosynaptic_run",)
+SEED_CIRCUIT_COMMANDS = ("neuro_hw.circuits.meta_plasticity_cli", "neuro_hw.circuits.heterosynaptic_run")
 
 
 def build_parser() -> argparse.ArgumentParser:
