@@ -149,6 +149,7 @@ def test_compiled_motif_learns_on_the_emulator_with_the_monitors(split):
     assert p1.alignment_all > 0.3 and p1.dc_positive >= 0.6 and p1.phi_patch[0] > 0.5
 
 
+@pytest.mark.slow  # compiles its own emulator kernel (minutes on a busy 2-core machine): outside make test's budget
 @pytest.mark.lava
 def test_first_200_steps_emulator_equals_lava():
     """The compiled motif (rails, offset-coded pre traces, decay-free rules): every recorded value of the first 200

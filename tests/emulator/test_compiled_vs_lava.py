@@ -115,6 +115,7 @@ def packed_circuit(seed: int = 0) -> tuple[neuro_hw.Circuit, dict[str, np.ndarra
     return circuit, inputs
 
 
+@pytest.mark.slow  # compiles its own emulator kernel (minutes on a busy 2-core machine): outside make test's budget
 def test_compiled_cuba_circuits_match_lava():
     circuit, inputs = packed_circuit(seed=0)
     program = neuro_hw.compile(circuit, dt=DT)
@@ -215,6 +216,7 @@ def _check_compiled(case):
     run_both(program, inputs, STEPS, seed=seeds)
 
 
+@pytest.mark.slow  # compiles its own emulator kernel (minutes on a busy 2-core machine): outside make test's budget
 @settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(cuba_circuits())
 def test_random_compiled_cuba_circuits_match_lava(case):

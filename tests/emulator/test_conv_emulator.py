@@ -45,6 +45,7 @@ def test_kernel_equals_unrolled_matrix(g, sign_mode, weight_exp, graded, delay, 
     assert_identical(kernel, dense, f"{g} {sign_mode} exp={weight_exp} graded={graded} delay={delay}")
 
 
+@pytest.mark.slow  # compiles its own emulator kernel (minutes on a busy 2-core machine): outside make test's budget
 def test_kernel_equals_matrix_from_a_population_with_activity():
     """A convolution reading a LIF population's spikes (several cases in one Program, batch of 3)."""
     book = ConvBook(60, batch=3, seed=4)

@@ -33,7 +33,13 @@ def _trial(res: Result, b: int) -> Result:
 
 @pytest.mark.parametrize(
     "builder, batch",
-    [(lif_dense_cases, 3), (lif_dense_cases, 8), (learning_cases, 3), (learning_cases, 8), (feature_cases, 9)],
+    [
+        (lif_dense_cases, 3),
+        (lif_dense_cases, 8),
+        (learning_cases, 3),
+        (learning_cases, 8),
+        pytest.param(feature_cases, 9, marks=pytest.mark.slow),
+    ],
 )
 def test_batch_equals_separate_runs(builder, batch):
     book = builder(steps=120, seed=11)

@@ -72,6 +72,7 @@ def _check_feature_circuit(case, steps):
     assert_identical(emu, lava, f"feature circuit (seeds {seeds}, plastic {learn})")
 
 
+@pytest.mark.slow  # compiles its own emulator kernel (minutes on a busy 2-core machine): outside make test's budget
 @settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(feature_circuits(steps=120, batch=(3, 4)))
 def test_random_feature_circuits_match_lava(case):
