@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, exact_check
 
 
 @dataclass(frozen=True)
@@ -71,24 +71,16 @@ def precision_point(params: dict[str, Any], target: Any, backend: str, seeds: li
 
 def _exact_check(params, split, seed: int, steps: int) -> ExactCheck:  # noqa: ANN001
     import neuro_hw
-    from neuro_hw.backends import lava_missing
     from neuro_hw.circuits.digits import epoch_order, one_hot
     from neuro_hw.circuits.error_driven_numpy import init_weights
     from neuro_hw.circuits.feedback_alignment import SignalRanges, error_driven_circuit, stimuli
-    from neuro_hw.compare import compare
 
-    if lava_missing():
-        return ExactCheck(steps, skipped=lava_missing())
     w1, w2, b = init_weights(params, seed)
     circuit, schedule = error_driven_circuit(params, w1, w2, b, "fa")
     program = neuro_hw.compile(circuit, dt=1e-3, **SignalRanges().compile_options())
     order = epoch_order(len(split.y_train), 1, seed)[: -(-steps // schedule.period)]
     stim = stimuli(schedule, split.x_train[order], one_hot(split.y_train[order], params.n_out))
-    emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed)
-    lava = neuro_hw.run(program, stim, steps, backend="lava", seed=seed)
-    c = compare(lava, emu, "exact")
-    passed = bool(c.passed and not c.only_in_one)
-    return ExactCheck(steps, int(c.compared_values), passed, "" if passed else str(c.first_divergence or c.only_in_one))
+    return exact_check(program, stim, steps, seed)
 
 
 def _curves_plot(path: Path, epochs: int, float_acc: np.ndarray, fixed_acc: np.ndarray) -> Path:

@@ -55,6 +55,21 @@ class ExactCheck:
         return f"DIFFERS after {self.values_compared:,} values: {self.first_divergence}"
 
 
+def exact_check(program, inputs: dict, steps: int, seed: int) -> ExactCheck:  # noqa: ANN001 - a Program
+    """Run ``program`` for ``steps`` steps on the emulator and on Lava and compare every recorded value."""
+    import neuro_hw
+    from neuro_hw.backends import lava_missing
+    from neuro_hw.compare import compare
+
+    if lava_missing():
+        return ExactCheck(steps, skipped=lava_missing())
+    emu = neuro_hw.run(program, inputs, steps, backend="emulator", seed=seed)
+    lava = neuro_hw.run(program, inputs, steps, backend="lava", seed=seed)
+    c = compare(lava, emu, "exact")
+    passed = bool(c.passed and not c.only_in_one)
+    return ExactCheck(steps, int(c.compared_values), passed, "" if passed else str(c.first_divergence or c.only_in_one))
+
+
 @dataclass
 class Section:
     """One circuit of the demo."""

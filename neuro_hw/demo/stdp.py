@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, exact_check
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,10 @@ FULL = StdpSize(
 
 def _exact_check(steps: int, seed: int) -> ExactCheck:
     import neuro_hw
-    from neuro_hw.backends import lava_missing
     from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
-    from neuro_hw.compare import compare
 
-    if lava_missing():
-        return ExactCheck(steps, skipped=lava_missing())
-    circuit = stdp_circuit(40, 2, w_max=0.25)
-    program = neuro_hw.compile(circuit, dt=1e-3)
-    stim = {"input": correlated_inputs(steps, 40, seed=seed)}
-    emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed)
-    lava = neuro_hw.run(program, stim, steps, backend="lava", seed=seed)
-    c = compare(lava, emu, "exact")
-    passed = bool(c.passed and not c.only_in_one)
-    return ExactCheck(steps, int(c.compared_values), passed, "" if passed else str(c.first_divergence or c.only_in_one))
+    program = neuro_hw.compile(stdp_circuit(40, 2, w_max=0.25), dt=1e-3)
+    return exact_check(program, {"input": correlated_inputs(steps, 40, seed=seed)}, steps, seed)
 
 
 def run_section(
