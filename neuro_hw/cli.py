@@ -1,5 +1,5 @@
 """Command line: ``neuro-hw demo | info | simulate | compile | run | check | sweep`` and the seed circuits
-(``meta-plasticity``, ``heterosynaptic``).
+(``self-assembly``, ``heterosynaptic``, ``meta-plasticity``).
 
 Run ``neuro-hw <command> --help`` for the options of each command.
 """
@@ -261,7 +261,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 #: Modules with ``register(sub)`` adding a seed circuit's subcommand.
-SEED_CIRCUIT_COMMANDS = ("neuro_hw.circuits.meta_plasticity_cli", "neuro_hw.circuits.heterosynaptic_run")
+SEED_CIRCUIT_COMMANDS = (
+    "neuro_hw.circuits.self_assembly_cli",
+    "neuro_hw.circuits.heterosynaptic_run",
+    "neuro_hw.circuits.meta_plasticity_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
