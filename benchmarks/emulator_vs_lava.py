@@ -556,6 +556,20 @@ HEADER = (
 )
 
 
+def machine(cores: int, load_before, load_after, waited: float, started: float) -> dict:  # noqa: ANN001
+    """The conditions of a run: interpreter, processor, cores, load averages before and after, wall time."""
+    return {
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "cores_used": cores,
+        "load_avg_before": list(load_before),
+        "load_avg_after": list(load_after),
+        "waited_for_idle_s": waited,
+        "total_s": time.perf_counter() - started,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, short runs (noisy ratios)")
@@ -634,16 +648,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios": "medians over repeats; wall = whole neuro_hw.run calls incl. start-up; cpu = CPU seconds; "
             "steady = Lava run_s (its timer around root.run) / emulator whole-call wall",
         },
-        "machine": {
-            "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "cores_used": cores,
-            "load_avg_before": list(load_before),
-            "load_avg_after": list(load_after),
-            "waited_for_idle_s": waited,
-            "total_s": time.perf_counter() - started,
-        },
+        "machine": machine(cores, load_before, load_after, waited, started),
         "versions": package_versions(),
         "source": source,
         "quick": args.quick,
@@ -683,16 +688,7 @@ def main_fa(plan: Plan, args: argparse.Namespace) -> int:
             "recording": "the Program's default recording "
             "every step (spikes/graded payloads, u, v, traces); plastic weights at steps 0 and T",
         },  # fmt: skip
-        "machine": {
-            "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "cores_used": cores,
-            "load_avg_before": list(load_before),
-            "load_avg_after": list(load_after),
-            "waited_for_idle_s": waited,
-            "total_s": time.perf_counter() - started,
-        },
+        "machine": machine(cores, load_before, load_after, waited, started),
         "versions": package_versions(),
         "source": source_state(),
         "quick": args.quick,
