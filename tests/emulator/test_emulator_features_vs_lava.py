@@ -35,6 +35,7 @@ def _changes(w: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return np.asarray(steps)[1:][moved]
 
 
+@pytest.mark.slow  # its kernel (epochs and delays of 63) takes ~2 min to compile on a cold cache
 def test_feature_cases_match_lava():
     book = feature_cases(STEPS, seed=6)
     prog = book.program()
