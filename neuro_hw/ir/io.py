@@ -313,7 +313,7 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
         version = version.item()
     if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise CircuitFileError(
-            f"plasticity extension format_version {raw_version!r} is not supported (this neuro-hw reads "
+            f"plasticity extension format_version {version!r} is not supported (this neuro-hw reads "
             f"{', '.join(map(str, READABLE_VERSIONS))})",
             file=file,
             field="format_version",
