@@ -67,8 +67,7 @@ def run_demo(
             section.notes.append(traceback.format_exc(limit=6))
         section.seconds = time.perf_counter() - t
         sections.append(section)
-        if progress:
-            print(summary_lines(section, indent="  "), flush=True)
+        print(summary_lines(section, indent="  "), flush=True)  # the headline numbers, also without progress bars
     result = DemoResult(sections, package_versions(), "full" if full else "quick", time.perf_counter() - t0, started)
     result.report = html.write(result, out / "report.html")
     (out / "summary.json").write_text(json.dumps(asdict(result), indent=1, default=str))
