@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, exact_check
+from neuro_hw.demo.precision import LOIHI2_TRACE_BITS, by_weight_bits, precision_sweep
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,6 @@ def run_section(
     from neuro_hw.circuits.digits_acceptance import numpy_vs_reference
     from neuro_hw.circuits.error_driven_numpy import ErrorDrivenParams, init_weights, train
     from neuro_hw.circuits.feedback_alignment import train_circuit
-    from neuro_hw.sweep import PlotSpec, SweepSpec, run_sweep
 
     size = FULL if full else QUICK
     start = time.perf_counter()
@@ -163,36 +163,18 @@ def run_section(
          for r in report.rules for c in r.coefficients],
     ))  # fmt: skip
 
-    spec = SweepSpec(
-        name="fa_digits_precision",
-        evaluate="neuro_hw.demo.fa_digits:precision_point",
-        params={"epochs": size.sweep_epochs},
-        grid={k: list(v) for k, v in size.sweep_grid.items()},
-        backends=["reference", "emulator"],
-        baseline="reference",
-        seeds=list(size.sweep_seeds),
-        plots=[
-            PlotSpec(
-                "precision",
-                "accuracy",
-                x="target.weights.bits",
-                file="fa_digits_precision.png",
-                series="target.learning.trace_bits" if len(size.sweep_grid) > 1 else None,
-            )
-        ],
-    )
-    sweep = run_sweep(spec, out_dir / "sweep", resume=False, progress=progress, **(engine_options or {}))
-    rows = [r for r in sweep.rows if r["backend"] == "emulator" and r["status"] == "ok"]
+    sweep = precision_sweep("fa_digits_precision", "neuro_hw.demo.fa_digits:precision_point", "accuracy",
+                            {"epochs": size.sweep_epochs}, size.sweep_grid, size.sweep_seeds, out_dir / "sweep",
+                            progress, engine_options)  # fmt: skip
     base = np.mean([r["metric.accuracy"] for r in sweep.rows if r["backend"] == "reference"])
-    by_bits: dict[int, list[float]] = {}
-    for r in rows:
-        by_bits.setdefault(int(r["param.target.weights.bits"]), []).append(float(r["metric.accuracy"]))
-    table_rows = [[str(k), f"{100 * np.mean(v):.1f}", f"{np.mean(v) / base:.2f}"] for k, v in sorted(by_bits.items())]
+    by_bits = by_weight_bits(sweep.rows, "metric.accuracy")
+    table_rows = [[str(k), f"{100 * np.mean(v):.1f}", f"{np.mean(v) / base:.2f}"] for k, v in by_bits.items()]
     section.tables.append(Table(
-        f"Precision sweep ({size.sweep_epochs} epochs, seeds {list(size.sweep_seeds)}; float {100 * base:.1f} %)",
+        f"Precision sweep at {LOIHI2_TRACE_BITS} trace bits ({size.sweep_epochs} epochs, seeds "
+        f"{list(size.sweep_seeds)}; float {100 * base:.1f} %)",
         ["weight bits", "accuracy (%)", "fraction of float"], table_rows,
     ))  # fmt: skip
-    keeps = [k for k, v in sorted(by_bits.items()) if np.mean(v) >= 0.9 * base]
+    keeps = [k for k, v in by_bits.items() if np.mean(v) >= 0.9 * base]
     fewest = keeps[0] if keeps else None
     section.headline.append(
         f"fewest weight bits keeping >= 90 % of float accuracy: {fewest}" if fewest else

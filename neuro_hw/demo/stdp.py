@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, exact_check
+from neuro_hw.demo.precision import by_weight_bits, precision_sweep
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,6 @@ def run_section(
     out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
 ) -> Section:
     from neuro_hw.compiler.target import load_target
-    from neuro_hw.sweep import PlotSpec, SweepSpec, run_sweep
     from neuro_hw.sweep.examples import stdp_selectivity
 
     size = FULL if full else QUICK
@@ -78,25 +78,11 @@ def run_section(
         f"{np.mean([m['rate_hz'] for m in emu]):.0f} Hz",
     ]
     section.exact = _exact_check(size.lava_steps, size.seeds[0])
-    two_axes = len(size.sweep_grid) > 1
-    spec = SweepSpec(
-        name="stdp_precision",
-        evaluate="neuro_hw.sweep.examples:stdp_selectivity",
-        params={"steps": size.sweep_steps},
-        grid={k: list(v) for k, v in size.sweep_grid.items()},
-        backends=["reference", "emulator"],
-        baseline="reference",
-        seeds=list(size.sweep_seeds),
-        plots=[PlotSpec("precision", "selectivity", x="target.weights.bits", file="stdp_precision.png",
-                        series="target.learning.trace_bits" if two_axes else None)],
-    )  # fmt: skip
-    sweep = run_sweep(spec, out_dir / "sweep", resume=False, progress=progress, **(engine_options or {}))
-    rows = [r for r in sweep.rows if r["backend"] == "emulator" and r["status"] == "ok"]
-    ratio: dict[int, list[float]] = {}
-    for r in rows:
-        if int(r.get("param.target.learning.trace_bits") or 7) == 7:
-            ratio.setdefault(int(r["param.target.weights.bits"]), []).append(float(r["ratio.selectivity"]))
-    keeps = [k for k, v in sorted(ratio.items()) if np.mean(v) >= 0.9]
+    sweep = precision_sweep("stdp_precision", "neuro_hw.sweep.examples:stdp_selectivity", "selectivity",
+                            {"steps": size.sweep_steps}, size.sweep_grid, size.sweep_seeds, out_dir / "sweep",
+                            progress, engine_options)  # fmt: skip
+    ratio = by_weight_bits(sweep.rows, "ratio.selectivity")
+    keeps = [k for k, v in ratio.items() if np.mean(v) >= 0.9]
     section.headline.append(
         "fraction of float selectivity kept at 7 trace bits: "
         + ", ".join(f"{k} weight bits {np.mean(v):.2f}" for k, v in sorted(ratio.items()))
