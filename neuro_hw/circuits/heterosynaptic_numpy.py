@@ -1,7 +1,7 @@
 """Heterosynaptic circuits as gradient machines (seed P2, the documented reconstruction): numpy float64 ground truth.
 
-This is *our reconstruction* of Ziyin, Chuang & Poggio (arXiv 2505.02248) from ``../shared/docs/seeds.md`` §2 (the
-paper's equations were not readable; see ``docs/heterosynaptic.md``).  One model covers the three circuits:
+This is *our reconstruction* of Ziyin, Chuang & Poggio (arXiv 2505.02248) (the paper's equations were not
+readable; see ``docs/heterosynaptic.md``).  One model covers the three circuits:
 
 * a **forward** stream of levels ``0`` (input, ``n_0``) .. ``L`` (output, ``n_L``); forward synapses ``W[l, j]``
   (``n_l x n_j``, ``j < l``, on a 0/1 mask: sparse and layer-skipping in amorphous networks)::

@@ -1,6 +1,6 @@
 """Episodes for seed circuit P3 (meta-learned plasticity): few-shot, online classification tasks.
 
-Protocol (Shervani-Tabar & Rosenbaum 2023, adapted to sklearn's digits; ``../shared/docs/seeds.md`` §3.6):
+Protocol (Shervani-Tabar & Rosenbaum 2023, adapted to sklearn's digits; ``docs/meta-plasticity.md``):
 
 * an **episode** draws ``ways`` = 5 distinct classes, ``K`` = 50 training and ``Q`` = 10 query images of
   each; the ``ways * K`` = 250 training images are shown once, in a random order, batch 1; the query images

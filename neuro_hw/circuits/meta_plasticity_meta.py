@@ -4,7 +4,7 @@ The paper meta-learns theta by gradient descent through the 250 unrolled online 
 optimiser (CMA-ES, ``cma``) searches theta, each candidate evaluated on a batch of meta-training episodes
 (:mod:`.meta_plasticity_data`, the first 60 images of each class) as one sweep task:
 
-* **parametrisation** (``../shared/docs/seeds.md`` §7): ``theta_r = s_r * sinh(x_r)`` for the searched terms
+* **parametrisation** (``docs/meta-plasticity.md``): ``theta_r = s_r * sinh(x_r)`` for the searched terms
   ``r``: a free sign, a magnitude spanning decades (``sinh(3) = 10``, ``sinh(5) = 74``) and steps that are wide
   relative to small values (near 0 a step of 1 in ``x`` is a step of ``s_r``).  ``s_r`` is the term's natural
   scale: ``0.01 * rms(F0) / rms(F^r)`` over the terms' values at the initial weights

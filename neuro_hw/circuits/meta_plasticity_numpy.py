@@ -3,7 +3,7 @@ written directly in float64 numpy and vectorised over episodes.
 
 Shervani-Tabar & Rosenbaum, "Meta-learning biologically plausible plasticity rules with random feedback
 pathways", Nat. Commun. 14:1805 (2023); model, errors and pool verified against the authors' code
-(``../shared/docs/seeds.md`` §3).  Notation: layers ``l = 1..L`` (``L = 5``), sizes ``n_0 = d`` (64 for the
+(``docs/meta-plasticity.md``).  Notation: layers ``l = 1..L`` (``L = 5``), sizes ``n_0 = d`` (64 for the
 digits) and the paper's hidden sizes 170-130-100-70, ``n_L = ways`` (5) outputs; no biases::
 
     y_0 = x                                        (image in [0, 1]^d)

@@ -2,7 +2,7 @@
 
 Liao, Ziyin, Gan, Cheung, Harnett, Poggio, "Self-Assembly of a Biologically Plausible Learning Circuit"
 (arXiv 2412.20018).  The paper's equations were not available to us; this is the Kolen–Pollack-type
-reconstruction of ``../shared/docs/seeds.md`` §1.3, written as directly as possible so that it can be read
+reconstruction written out in ``docs/self-assembly.md``, as directly as possible so that it can be read
 against the circuit (:mod:`neuro_hw.circuits.self_assembly`) and the baselines on identical architectures.
 
 Network (no biases), sizes ``n_0 .. n_L`` (``L`` weight layers, hidden layers ``1 .. L-1``)::
