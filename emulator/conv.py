@@ -25,10 +25,10 @@ import numpy as np
 
 from neuro_hw.ir.conv import ConvGeometry
 
-from .intmath import njit_inline, shift, wrap32
+from .intmath import njit, shift, wrap32
 
 
-@njit_inline
+@njit
 def send_conv(
     ptr: np.ndarray,
     rows: np.ndarray,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmath import njit_inline, shift, wrap32
+from .intmath import njit, shift, wrap32
 
 SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 INT32_MIN = -(2**31)
@@ -81,7 +81,7 @@ def learning_effective_weights(
     return truncate_weights(weights, sign_mode, num_weight_bits, format_bits)
 
 
-@njit_inline
+@njit
 def active_indices(s: np.ndarray, row: int, out: np.ndarray) -> int:
     """The indices ``j`` with ``s[row, j] != 0`` (spiking neurons, nonzero payloads) into ``out``, in
     increasing order; returns their number.  Branch-free: every index is written, the count advances
@@ -93,7 +93,7 @@ def active_indices(s: np.ndarray, row: int, out: np.ndarray) -> int:
     return n
 
 
-@njit_inline
+@njit
 def send_one(
     w: np.ndarray,
     s: np.ndarray,

@@ -22,7 +22,7 @@ import numpy as np
 
 from neuro_hw.compiler.program import GRADED_ACTIVATIONS, GRADED_GATES, GradedProgram
 
-from .intmath import njit_inline, wrap32
+from .intmath import njit, wrap32
 
 #: Codes of the activations and gates (their index in the Program's tuples, as the custom Lava process
 #: takes them); constants in the generated step kernel, so numba folds the branches.
@@ -30,7 +30,7 @@ ACTIVATION_CODE = {name: i for i, name in enumerate(GRADED_ACTIVATIONS)}
 GATE_CODE = {name: i for i, name in enumerate(GRADED_GATES)}
 
 
-@njit_inline
+@njit
 def graded_step(
     a: np.ndarray,
     b: np.ndarray,

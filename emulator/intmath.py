@@ -12,8 +12,6 @@ import numba
 
 #: ``numba.njit`` with on-disk caching (the first run of a fresh checkout compiles, ~10 s in total).
 njit = numba.njit(cache=True, nogil=True)
-#: the same, inlined into its callers at numba-IR level (the kernels the step loop calls every step)
-njit_inline = numba.njit(cache=True, nogil=True, inline="always")
 
 
 @njit

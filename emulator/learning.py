@@ -82,9 +82,9 @@ import numpy as np
 from neuro_hw.compiler.program import LEARNING_TRACES, EngineFormat, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
 
-from .intmath import njit_inline
+from .intmath import njit
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
-from .rule_kernel import rule_function_source
+from .rule_kernel import rule_function_source, rule_parameters
 
 #: Impulse fractional bits (W_TRACE_FRACTIONAL_PART).
 IMPULSE_FRAC_BITS = 8
@@ -111,7 +111,7 @@ def decompose_impulse(impulse: float) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------
 # compiled kernels (the arithmetic of the module doc, written once)
 # ----------------------------------------------------------------------------------------------------
-@njit_inline
+@njit
 def spike_times(
     tx: np.ndarray,
     ty: np.ndarray,
@@ -168,7 +168,7 @@ def spike_times(
         ty[i] = k
 
 
-@njit_inline
+@njit
 def overwrite_x1(z: np.ndarray, s: np.ndarray, row: int, pre_active: np.ndarray, n_pre_active: int) -> None:
     """Graded pre activity (``GradedSpikeCfg.OVERWRITE``): ``x1 = uint8(round_half_even(payload / 2))`` for
     the pre neurons with a nonzero payload this step (x1 is the first trace of the bank)."""
@@ -177,7 +177,7 @@ def overwrite_x1(z: np.ndarray, s: np.ndarray, row: int, pre_active: np.ndarray,
         z[j] = np.float64(np.int64(np.rint(np.float64(s[row, j]) / 2.0)) & 255)
 
 
-@njit_inline
+@njit
 def trace_history(
     z: np.ndarray,
     tx: np.ndarray,
@@ -372,15 +372,16 @@ class LearningEngine:
         none = np.zeros((batch, 0, 0), dtype=np.int16)
         self.tt = np.zeros(shape, dtype=np.int16) if ("dt" in parsed or "t" in used) else none
         self.dt = np.zeros(shape, dtype=np.int16) if ("dd" in parsed or "d" in used) else none
-        #: numba source of this connection's rule function (part of the run's step kernel, :mod:`.step_kernel`)
-        self.rule_source = rule_function_source(
-            f"apply_rules_{index}",
+        #: name and numba source of the function of this connection's rules' form (part of the run's step kernel,
+        #: :mod:`.step_kernel`), and its runtime parameters: the rules' numbers and the engine's widths
+        self.rule_name, self.rule_source = rule_function_source(
             parsed,
             trace_offset,
-            ranges={"w": engine.weight_range(sign_mode), **engine.tag_ranges},
             saturation={"w": _SATURATION[("w", sign_mode)], "d": _SATURATION[("d", None)], "t": 0},
             stored={"t": self.tt.size > 0, "d": self.dt.size > 0},
-            accumulator_bits=engine.accumulator_bits,
+        )
+        self.rule_params, self.rule_consts = rule_parameters(
+            parsed, {"w": engine.weight_range(sign_mode), **engine.tag_ranges}, engine.accumulator_bits
         )
         lo, hi = engine.weight_range(sign_mode)
         # per trial: all values fixed points of the update pipeline? (else the next epoch visits every

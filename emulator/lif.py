@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmath import clip, njit, njit_inline, wrap32
+from .intmath import clip, njit, wrap32
 
 #: 2**23: the 24-bit bound of u and v (``max_uv_val``).
 MAX_UV = 2**23
@@ -70,7 +70,7 @@ def decay_toward_zero(x: np.ndarray, factor: int) -> np.ndarray:
     return _decay_array(np.ascontiguousarray(x, dtype=np.int32), int(factor))
 
 
-@njit_inline
+@njit
 def lif_step(
     u: np.ndarray,
     v: np.ndarray,

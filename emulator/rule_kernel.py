@@ -19,11 +19,15 @@ literally, per synapse: for every target (dw, dd, dt in Lava's order, all readin
 time for ``x0``-products, the post spike time for ``y0``-products, the epoch end for ``u``-products.
 ``x0``/``y0`` factors are the 0/1 dependencies; ``w``/``d``/``t`` the old values.
 
-Interpreting the products per synapse costs ~50 ns; the generated code, where every product, factor,
-constant and bound is a literal, runs at ~0.5 ns per synapse (n = 100 STDP, 5 % rates; the pre columns
-and post rows are updated by vectorised loops).  The function source of :func:`rule_function_source`
-becomes part of the run's step kernel (:mod:`.step_kernel`), which is compiled once per circuit
-structure and cached on disk (:mod:`.codegen`).
+Interpreting the products per synapse costs ~50 ns; the generated code, where the products and factors
+are written out, runs at ~0.5 ns per synapse (n = 100 STDP, 5 % rates; the pre columns and post rows are
+updated by vectorised loops).  Only the rules' *form* is in the source: the numbers -- scaling factors,
+shifts, factor widths, constants, accumulator and variable bounds -- are runtime arguments
+(:func:`rule_parameters`, loaded into locals once per call), so one compiled function serves every rule of
+that form at every engine width (a precision sweep compiles once), and plastic connections with rules of
+one form share it.  The function source of :func:`rule_function_source` becomes part of the run's step
+kernel (:mod:`.step_kernel`), which is compiled once per circuit structure and cached on disk
+(:mod:`.codegen`).
 
 The function works on one trial: ``w``, ``tag1``, ``tag2`` ``(n_pre, n_post)`` (pre-major), spike
 times ``tx`` ``(n_pre,)``, ``ty`` ``(n_post,)``, the epoch's trace history ``hist`` ``(t_epoch + 1,
@@ -47,21 +51,19 @@ exactly the update above; only the loop structure is chosen for speed:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+
+import numpy as np
 
 from .intmath import wrap32
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, Product
 
-#: Accumulator bounds: W_ACCUMULATOR_U = 15 with Lava's asymmetric lower bound.
-ACC_MIN = -(2**15) - 1
-ACC_MAX = 2**15 - 1
-#: Smallest tag_1 that is a fixed point of the pipeline for an untouched synapse (-257 << 7 < ACC_MIN).
-TAG1_FIXED_MIN = -256
-
 _DRIVER = """
 
 @njit(cache=True, nogil=True)
-def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch, epoch_pre, epoch_post, n_epoch):
+def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch, epoch_pre, epoch_post, n_epoch, prm, cst):
+    {PARAMS}
     n_pre, n_post = w.shape
     te = hist.shape[0] - 1
     low_tag1 = False
@@ -116,8 +118,9 @@ _ROW_NEW = {"w": "scratch[6, j]", "t": "scratch[7, j]", "d": "scratch[8, j]"}
 _STORE = {"w": "w[j, i]", "t": "tag1[j, i]", "d": "tag2[j, i]"}
 
 
-def _factor_source(f, dep: str, trace_offset: Mapping[str, str]) -> str:
-    """Expression of one clipped factor (a float or int) for a product with dependency ``dep``."""
+def _factor_source(f, dep: str, trace_offset: Mapping[str, str], name: str) -> str:
+    """Expression of one clipped factor (a float or int) for a product with dependency ``dep``; ``name``: the
+    prefix of its runtime parameters (``{name}_lo``, ``{name}_hi``: the width's bounds; ``{name}_c``: the constant)."""
     if f.var in ("x0", "y0"):
         val = f.var
     elif f.var in ("w", "d", "t"):
@@ -131,38 +134,84 @@ def _factor_source(f, dep: str, trace_offset: Mapping[str, str]) -> str:
             idx = f"{off} + j" if f.var.startswith("x") else f"{off} + i"
             val = f"hist[np.uint64({at}), np.uint64({idx})]"  # unsigned: no wrap-around test, so a contiguous load
     if f.const is not None:
-        val = f"({val} + {float(f.const)!r})"
+        val = f"({val} + {name}_c)"
     if f.sgn:
         val = f"np.sign({val})"
-    bound = 2**f.width
-    return f"np.int64(clip({val}, {-bound}, {bound - 1}))"
+    return f"np.int64(clip({val}, {name}_lo, {name}_hi))"
+
+
+def _products(parsed: Mapping[str, tuple[Product, ...]]) -> list[tuple[str, int, Product]]:
+    """``(target, k, product)`` in evaluation order; ``k`` numbers the products across targets (parameter names)."""
+    ordered = [(tgt, p) for tgt in TARGET_ORDER for p in parsed.get(tgt, ())]
+    return [(tgt, k, p) for k, (tgt, p) in enumerate(ordered)]
+
+
+def rule_parameters(
+    parsed: Mapping[str, tuple[Product, ...]],
+    ranges: Mapping[str, tuple[int, int]],
+    accumulator_bits: int = 15,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime arguments ``prm`` (int64) and ``cst`` (float64) of the function of :func:`rule_function_source`
+    for these products: everything that depends on the engine's bit widths or on a rule's numbers (not its form).
+
+    ``prm``: the accumulator's lower and upper bound ``-2**a - 1``, ``2**a - 1`` (Lava: ``a = 15``; an engine variant
+    with ``b``-bit weights has ``b + 7``), the smallest fixed-point tag_1 (``t``'s lower bound + 1), ``lo, hi`` of
+    ``w``, ``d``, ``t``; per product its start value, right shift and left shift (``m << s_exp``, 0, 0 without a
+    width shift, else ``m``, ``shift``, ``s_exp``; both ``int32``-wrapped as Lava's), per factor ``-2**width``,
+    ``2**width - 1``.  ``cst``: each factor's constant (0.0 when it has none)."""
+    ints = [-(2**accumulator_bits) - 1, 2**accumulator_bits - 1, ranges["t"][0] + 1]
+    for var in ("w", "d", "t"):
+        ints += list(ranges[var])
+    consts: list[float] = []
+    for _, _, p in _products(parsed):
+        if p.shift == 0:
+            ints += [int(wrap32(p.mantissa << p.s_exp)), 0, 0]
+        else:
+            ints += [int(wrap32(p.mantissa)), p.shift, p.s_exp]
+        for f in p.factors:
+            ints += [-(2**f.width), 2**f.width - 1]
+            consts.append(0.0 if f.const is None else float(f.const))
+    return np.asarray(ints, dtype=np.int64), np.asarray(consts, dtype=np.float64)
+
+
+def _parameter_loads(parsed: Mapping[str, tuple[Product, ...]]) -> list[str]:
+    """The function's first lines: every runtime parameter into a local (order of :func:`rule_parameters`)."""
+    names = ["acc_lo", "acc_hi", "t1_fixed_lo", "lo_w", "hi_w", "lo_d", "hi_d", "lo_t", "hi_t"]
+    const_names = []
+    for _, k, p in _products(parsed):
+        names += [f"p{k}_start", f"p{k}_rshift", f"p{k}_lshift"]
+        for q in range(len(p.factors)):
+            names += [f"p{k}f{q}_lo", f"p{k}f{q}_hi"]
+            const_names.append(f"p{k}f{q}_c")
+    lines = [f"{name} = prm[{i}]" for i, name in enumerate(names)]
+    return lines + [f"{name} = cst[{i}]" for i, name in enumerate(const_names)]
 
 
 def rule_function_source(
-    name: str,
     parsed: Mapping[str, tuple[Product, ...]],
     trace_offset: Mapping[str, str],
-    ranges: Mapping[str, tuple[int, int]],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
-    accumulator_bits: int = 15,
-) -> str:
-    """Python source of the numba function ``name`` that applies the given products (see module doc).
+) -> tuple[str, str]:
+    """``(name, source)``: the numba function that applies the given products (see module doc), and its name.
+
+    Only the rules' form is in the source (which products, on which dependency, with which factors, constants
+    and signs; whether a product needs a width shift; which variables change and are stored); every
+    number is a runtime argument
+    (:func:`rule_parameters`), so the rules of one form share one compiled function whatever their
+    coefficients and the engine's widths (a precision sweep compiles once).  The name is a hash of the source.
 
     ``trace_offset``: bank offset of each live trace as an expression of ``n_pre``, ``n_post`` (missing =
-    always 0); ``ranges``/``saturation``: per
-    variable ``w``/``d``/``t`` the final clip and the sign saturation (0 none, 1 max(0, .), 2 min(0, .));
-    ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0);
-    ``accumulator_bits``: the accumulator's bounds ``[-2**a - 1, 2**a - 1]`` (Lava: 15; an engine variant with
-    ``b``-bit weights has ``b + 7``).
+    always 0); ``saturation``: per variable ``w``/``d``/``t`` the sign saturation (0 none, 1 max(0, .), 2
+    min(0, .)); ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0).
     """
     has_x0 = any(p.dependency == "x0" for ps in parsed.values() for p in ps)
     has_y0 = any(p.dependency == "y0" for ps in parsed.values() for p in ps)
-    bounds = (-(2**accumulator_bits) - 1, 2**accumulator_bits - 1, ranges["t"][0] + 1)
-    args = (parsed, trace_offset, ranges, saturation, stored, bounds)
+    args = (parsed, trace_offset, saturation, stored)
     changed = {TARGET_VARIABLE[t] for t in parsed}
     stored_vars = [v for v in ("w", "d", "t") if v in changed and (v == "w" or stored[v])]
     variants = {
+        "PARAMS": _parameter_loads(parsed),
         "WHOLE": _update_lines({}, *args),
         # the synapses of a pre column on the post rows, with their new values kept in scratch
         "CROSS": _update_lines({"x0": 1, "y0": 1, "u": 0}, *args, dest=_CROSS_SLOT),
@@ -182,22 +231,21 @@ def rule_function_source(
         "ROW_STORE": [f"{_STORE[v]} = {_ROW_NEW[v]} if off_column else {_ROW_OLD[v]}" for v in stored_vars] or ["pass"],
     }
     # the update is pasted into each loop of the driver (a numba call per synapse costs ~30 ns)
-    driver = _DRIVER.replace("{NAME}", name).replace("{ROWS_BY_Y0}", str(has_y0)).replace("{COLS_BY_X0}", str(has_x0))
+    driver = _DRIVER.replace("{ROWS_BY_Y0}", str(has_y0)).replace("{COLS_BY_X0}", str(has_x0))
     for key, lines in variants.items():
         at = driver.index("{" + key + "}")
         indent = at - driver.rindex("\n", 0, at) - 1
         driver = driver.replace("{" + key + "}", ("\n" + " " * indent).join(lines))
-    return driver
+    name = "apply_rules_" + hashlib.sha256(driver.encode()).hexdigest()[:16]
+    return name, driver.replace("{NAME}", name)
 
 
 def _update_lines(
     known: Mapping[str, int],
     parsed: Mapping[str, tuple[Product, ...]],
     trace_offset: Mapping[str, str],
-    ranges: Mapping[str, tuple[int, int]],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
-    bounds: tuple[int, int, int] = (ACC_MIN, ACC_MAX, TAG1_FIXED_MIN),
     source: Mapping[str, str] = _STORE,
     dest: Mapping[str, str] = _STORE,
     flag_mask: str | None = None,
@@ -206,9 +254,9 @@ def _update_lines(
     literal value in this loop (a product with a known 0 dependency reduces to its accumulator clip).
 
     ``source``/``dest``: where the old ``w``, ``t``, ``d`` are read and the new ones written;
-    ``flag_mask``: a condition the "tag_1 below -256" flag is also subject to; ``bounds``: the accumulator's
-    lower and upper bound and the smallest tag_1 that is a fixed point (Lava: -32769, 32767, -256)."""
-    acc_min, acc_max, tag1_fixed_min = bounds
+    ``flag_mask``: a condition the "tag_1 below -256" flag is also subject to.  The numbers are the locals of
+    :func:`_parameter_loads` (``acc_lo``, ``acc_hi``: the accumulator's bounds, Lava's -32769, 32767;
+    ``t1_fixed_lo``: the smallest tag_1 that is a fixed point, Lava's -256)."""
     out = [
         f"x0 = {known['x0']}" if "x0" in known else "x0 = 1 if t_pre > 0 else 0",
         f"y0 = {known['y0']}" if "y0" in known else "y0 = 1 if t_post > 0 else 0",
@@ -216,35 +264,34 @@ def _update_lines(
         "old_d = " + (f"np.int64({source['d']})" if stored["d"] else "0"),
         "old_t = " + (f"np.int64({source['t']})" if stored["t"] else "0"),
     ]
+    products = _products(parsed)
     for tgt in TARGET_ORDER:
         if tgt not in parsed:
             continue
         var = TARGET_VARIABLE[tgt]
         wrap = var == "w"  # Lava's weight accumulator is int32
         out.append(f"acc = {'wrap32(old_w << 7)' if wrap else f'old_{var} << 7'}")
-        for p in parsed[tgt]:
+        for _, k, p in (item for item in products if item[0] == tgt):
             dep = {"x0": "x0", "y0": "y0"}.get(p.dependency, "u")
             value = known.get(dep)
             if value != 0:  # a zero product adds nothing, but the accumulator is still clipped
                 pad = "" if value == 1 else "    "
                 if value is None:
                     out.append(f"if {dep} != 0:")
-                scale = int(wrap32(p.mantissa << p.s_exp)) if p.shift == 0 else int(wrap32(p.mantissa))
-                out.append(f"{pad}c = {scale}")
-                for f in p.factors:
+                out.append(f"{pad}c = p{k}_start")
+                for q, f in enumerate(p.factors):
                     # float -> int32 truncates toward zero, as numpy's unsafe cast
-                    out.append(f"{pad}c = wrap32(c * {_factor_source(f, p.dependency, trace_offset)})")
-                if p.shift:
-                    out.append(f"{pad}c = wrap32((c >> {p.shift}) << {p.s_exp})")
-                out.append(f"{pad}c = clip(c, {acc_min}, {acc_max})")
+                    out.append(f"{pad}c = wrap32(c * {_factor_source(f, p.dependency, trace_offset, f'p{k}f{q}')})")
+                if p.shift:  # the width shift (part of the form: a runtime shift of 0 would not vectorise as well)
+                    out.append(f"{pad}c = wrap32((c >> p{k}_rshift) << p{k}_lshift)")
+                out.append(f"{pad}c = clip(c, acc_lo, acc_hi)")
                 out.append(f"{pad}acc = {'wrap32(acc + c)' if wrap else 'acc + c'}")
-            out.append(f"acc = clip(acc, {acc_min}, {acc_max})")
+            out.append("acc = clip(acc, acc_lo, acc_hi)")
         if saturation[var] == 1:
             out.append("acc = max(acc, 0)")
         elif saturation[var] == 2:
             out.append("acc = min(acc, 0)")
-        lo, hi = ranges[var]
-        out.append(f"new_{var} = clip((acc + round_add) >> 7, {lo}, {hi})")
+        out.append(f"new_{var} = clip((acc + round_add) >> 7, lo_{var}, hi_{var})")
     changed = {TARGET_VARIABLE[t] for t in parsed}
     if "w" in changed:
         out.append(f"{dest['w']} = new_w")
@@ -252,6 +299,6 @@ def _update_lines(
         out.append(f"{dest['d']} = new_d")
     if "t" in changed and stored["t"]:
         out.append(f"{dest['t']} = new_t")
-        low = f"new_t < {tag1_fixed_min}"
+        low = "new_t < t1_fixed_lo"
         out.append(f"low_tag1 |= {low} and {flag_mask}" if flag_mask else f"low_tag1 |= {low}")
     return out

@@ -1,13 +1,13 @@
 """The step loop of one emulated circuit, generated as one compiled numba function per circuit structure.
 
 :class:`StepKernel` writes the step order of :mod:`.engine` for the Program's populations and
-connections as straight-line numba source: one function ``run_chunk(b0, b1, steps, t0, ...)`` that
+connections as a sequence of calls: one function ``run_chunk(b0, b1, steps, t0, ...)`` that
 runs trials ``b0 .. b1-1`` for ``steps`` steps, each trial through all its steps before the next (the
-trials are independent), calling the arithmetic kernels of :mod:`.lif` (:func:`~.lif.lif_step`),
+trials are independent), calling the compiled kernels of :mod:`.lif` (:func:`~.lif.lif_step`),
 :mod:`.dense` (:func:`~.dense.send_one`), :mod:`.learning` (:func:`~.learning.spike_times`,
-:func:`~.learning.trace_history`) and each plastic connection's generated rule function
-(:mod:`.rule_kernel`).  The per-step kernels are inlined into ``run_chunk`` (numba ``inline="always"``),
-the rule functions are called.  Every step of trial ``b``::
+:func:`~.learning.trace_history`), :mod:`.glue` (sums, delay lines, registers, recording) and the
+generated rule function of each rules' form (:mod:`.rule_kernel`).  ``run_chunk`` has no loop of its own
+besides trials and steps.  Every step of trial ``b``::
 
     act_i = active_indices(input i at t)                   the nonzero entries, once per step
     in_p  = sum of what the connections into p send (computed at t-1)          (int32 wrap-around;
@@ -18,15 +18,17 @@ the rule functions are called.  Every step of trial ``b``::
         DelayDense:    line[head] = 0; head += 1; line[head + k] += send_one(W_c^(k), s_src, act_src)
         LearningDense: out_c = send_one(w_c, s_src, act_src); spike_times(act_src, act_tgt, ...);
                        third factors -> y registers
-    every plastic connection with t % t_epoch == 0: trace_history(...); apply_rules_i(...)
+    every plastic connection with t % t_epoch == 0: trace_history(...); apply_rules_<form>(...)
     record spikes, u, v, trace registers; plastic w/t/d at the sampled steps
 
 Only the structure is in the source (which populations, how connected, graded or binary, delayed,
-plastic with which rules, what is recorded); sizes and parameters are arguments, so circuits of the
-same structure share one compiled function.  The source is written to the kernel cache
-(:mod:`.codegen`), where numba caches its machine code: a new structure compiles once (about 1 s
-without learning, 3 s with STDP on the development VM), later runs load it; the source carries a hash
-of the kernel modules, so a changed kernel is never served from an old cache entry.  Trials are split
+plastic with which rules' *form*, what is recorded); sizes, parameters, bit widths, rounding, impulses and
+rule coefficients are arguments, so circuits of the same structure -- and every point of a precision sweep
+over one circuit -- share one compiled function.  The source is written to the kernel cache
+(:mod:`.codegen`), where numba caches its machine code.  Compilation time grows faster than the function's
+size, which is why every loop is a call (a ~60-connection seed circuit: 294 s with the kernels inlined into
+one function, 46 s as calls; docs/emulator.md); later runs load it from the disk cache.  The source carries a
+hash of the kernel modules, so a changed kernel is never served from an old cache entry.  Trials are split
 into contiguous ranges run by one thread per core (the function releases the GIL; :meth:`StepKernel.run`).
 """
 
@@ -51,13 +53,14 @@ from .learning import LearningEngine
 from .lif import LifPopulation
 from .rule_kernel import SCRATCH_ROWS
 
-#: The modules whose kernels the generated step loop inlines (their hash is part of its source).
+#: The modules whose kernels the generated step loop calls (their hash is part of its source).
 KERNEL_MODULES = (
     "intmath.py",
     "lif.py",
     "dense.py",
     "conv.py",
     "graded.py",
+    "glue.py",
     "learning.py",
     "rule_kernel.py",
     "step_kernel.py",
@@ -66,7 +69,7 @@ KERNEL_MODULES = (
 
 def _kernel_fingerprint() -> str:
     """Hash of the emulator's kernel modules: part of every generated source, so that a changed kernel
-    (inlined into the generated functions) never reuses machine code numba cached for the old one
+    (linked into the generated functions) never reuses machine code numba cached for the old one
     (numba invalidates a cached function when its own file changes, not when a function it calls does)."""
     here = Path(__file__).parent
     digest = hashlib.sha256()
@@ -81,6 +84,10 @@ from numba import njit
 
 from neuro_hw.emulator.conv import send_conv
 from neuro_hw.emulator.dense import active_indices, send_one
+from neuro_hw.emulator.glue import (
+    accumulate, accumulate_row, advance_delay_line, advance_uniform_delay_line, clear_registers, record_bank,
+    record_synapses, set_registers, zero,
+)
 from neuro_hw.emulator.graded import graded_step
 from neuro_hw.emulator.intmath import clip, wrap32
 from neuro_hw.emulator.learning import overwrite_x1, spike_times, trace_history
@@ -194,7 +201,7 @@ class StepKernel:
                 ]
                 if pop in listed:
                     init.append(f"p{p}_act = np.empty(p{p}_y.shape[2], dtype=np.int64)")
-                body += [f"for k in range(p{p}_in.shape[0]):", f"    p{p}_in[k] = 0", f"    p{p}_inb[k] = 0"]
+                body += [f"zero(p{p}_in)", f"zero(p{p}_inb)"]
                 continue
             args += [f"p{p}_u", f"p{p}_v", f"p{p}_bias", f"p{p}_uf", f"p{p}_vf", f"p{p}_vth", f"p{p}_s"]
             init += [
@@ -206,7 +213,7 @@ class StepKernel:
                 init.append(f"p{p}_act = np.empty(p{p}_u.shape[1], dtype=np.int64)")
             if pop not in direct:
                 init.append(f"p{p}_in = np.empty(p{p}_u.shape[1], dtype=np.int32)")
-                body += [f"for k in range(p{p}_in.shape[0]):", f"    p{p}_in[k] = 0"]
+                body.append(f"zero(p{p}_in)")
             if self.full:
                 args += [f"p{p}_ru", f"p{p}_rv"]
                 init += [f"p{p}_ru_b = p{p}_ru[b]", f"p{p}_rv_b = p{p}_rv[b]"]
@@ -226,12 +233,11 @@ class StepKernel:
             if pop in direct:
                 continue
             p = self.pop_index[pop]
-            out = f"c{c}_line_b[c{c}_head, k]" if getattr(conn, "delayed", False) else f"c{c}_out_b[k]"
             port = "inb" if self.program.connections[name].port == "b" else "in"
-            body += [
-                f"for k in range(p{p}_{port}.shape[0]):",
-                f"    p{p}_{port}[k] = wrap32(p{p}_{port}[k] + {out})",
-            ]
+            if getattr(conn, "delayed", False):
+                body.append(f"accumulate_row(p{p}_{port}, c{c}_line_b, c{c}_head)")
+            else:
+                body.append(f"accumulate(p{p}_{port}, c{c}_out_b)")
         # ---- 2. the populations ----------------------------------------------------------------------
         for pop, p in self.pop_index.items():
             gp = self.pops[pop]
@@ -270,16 +276,10 @@ class StepKernel:
                     f"c{c}_acc = np.empty(c{c}_line.shape[2], dtype=np.int64)",
                     f"c{c}_line_b = c{c}_line[b]",
                     f"c{c}_head = c{c}_head0",
-                    f"c{c}_depth, c{c}_m = c{c}_line.shape[1], c{c}_line.shape[2]",
                 ]
                 body += [  # as a DelayDense whose synapses all have delay d
                     f"send_conv({kernel}, False, c{c}_we, c{c}_sent, c{c}_acc)",
-                    f"for q in range(c{c}_m):",
-                    f"    c{c}_line_b[c{c}_head, q] = 0",
-                    f"c{c}_head = (c{c}_head + 1) % c{c}_depth",
-                    f"r = (c{c}_head + c{c}_delay) % c{c}_depth",
-                    f"for q in range(c{c}_m):",
-                    f"    c{c}_line_b[r, q] = wrap32(c{c}_line_b[r, q] + c{c}_sent[q])",
+                    f"c{c}_head = advance_uniform_delay_line(c{c}_line_b, c{c}_head, c{c}_sent, c{c}_delay)",
                 ]
                 continue
             if isinstance(conn, DenseSynapse):
@@ -300,17 +300,10 @@ class StepKernel:
                     f"c{c}_sent = np.empty(c{c}_mat.shape[2], dtype=np.int32)",
                     f"c{c}_line_b = c{c}_line[b]",
                     f"c{c}_head = c{c}_head0",
-                    f"c{c}_depth, c{c}_m = c{c}_line.shape[1], c{c}_line.shape[2]",
                 ]
-                body += [
+                body += [  # delay k arrives k steps after the next
                     f"send_one(c{c}_mat_b, {src}, row, {act}, {graded}, False, c{c}_we, c{c}_sent, c{c}_acc)",
-                    f"for q in range(c{c}_m):",
-                    f"    c{c}_line_b[c{c}_head, q] = 0",
-                    f"c{c}_head = (c{c}_head + 1) % c{c}_depth",
-                    f"for k in range(c{c}_depth):  # delay k arrives k steps after the next",
-                    f"    r = (c{c}_head + k) % c{c}_depth",
-                    f"    for q in range(c{c}_m):",
-                    f"        c{c}_line_b[r, q] = wrap32(c{c}_line_b[r, q] + c{c}_sent[np.uint64(k * c{c}_m + q)])",
+                    f"c{c}_head = advance_delay_line(c{c}_line_b, c{c}_head, c{c}_sent)",
                 ]
                 continue
             e = self.engine_index[name]
@@ -322,19 +315,19 @@ class StepKernel:
                 f"spike_times(e{e}_tx_b, e{e}_ty_b, {act}, {tgt_act}, (t - 1) % e{e}_te + 1, e{e}_z_b, e{e}_npre, "
                 f"e{e}_npost, e{e}_lx, e{e}_xma, e{e}_yint, e{e}_yfrac, e{e}_rimp[2 * t - 1, e{e}_stream_b, 1], "
                 f"{conn.ky > 0 and not conn.three_factor}, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b, "
-                f"{conn.x_multi_from}, {conn.trace_max!r})",
+                f"{conn.x_multi_from}, e{e}_tmax)",
             ]
             if conn.pre_activity:  # graded pre activity overwrites x1 (GradedSpikeCfg.OVERWRITE)
                 body.append(f"overwrite_x1(e{e}_z_b, {src}, row, {act})")
             for trace, pos in conn.ypos.items() if conn.three_factor else ():
                 node = conn.three_factor.get(trace)  # 3-factor: the y registers take the received values
-                value = "0.0" if node is None else f"{self._spikes_of(node)}[row, q]"
-                body += [
-                    f"for q in range(e{e}_npost):",
-                    f"    e{e}_z_b[np.uint64(e{e}_lx + {pos} * e{e}_npost + q)] = {value}",
-                ]
+                base = f"e{e}_lx + {pos} * e{e}_npost"
+                if node is None:
+                    body.append(f"clear_registers(e{e}_z_b, {base}, e{e}_npost)")
+                else:
+                    body.append(f"set_registers(e{e}_z_b, {base}, e{e}_npost, {self._spikes_of(node)}, row)")
         # ---- 4. learning phases ------------------------------------------------------------------------
-        rule_sources = []
+        rule_sources: dict[str, str] = {}  # one function per rules' form
         for name, eng in self.engines.items():
             e = self.engine_index[name]
             args += [
@@ -342,7 +335,7 @@ class StepKernel:
                 for k in (
                     "w", "t", "d", "tx", "ty", "z", "te", "npre", "npost", "lx", "decay", "imp_int", "imp_frac",
                     "xma", "yint", "yfrac", "rdecay", "rimp", "stream", "round", "norm", "t1min", "dec",
-                    "epre", "epost", "nep",
+                    "epre", "epost", "nep", "tmax", "rp", "rc",
                 )
             ]  # fmt: skip
             init += [
@@ -360,36 +353,28 @@ class StepKernel:
                 f"    trace_history(e{e}_z_b, e{e}_tx_b, e{e}_ty_b, e{e}_lx, e{e}_npre, e{e}_npost, e{e}_decay, "
                 f"e{e}_imp_int, e{e}_imp_frac, e{e}_rdecay[2 * t, e{e}_stream_b, 0], "
                 f"e{e}_rdecay[2 * t, e{e}_stream_b, 1], e{e}_rimp[2 * t, e{e}_stream_b, 0], "
-                f"e{e}_rimp[2 * t, e{e}_stream_b, 1], e{e}_hist, {bool(eng.three_factor)}, {eng.trace_max!r})",
+                f"e{e}_rimp[2 * t, e{e}_stream_b, 1], e{e}_hist, {bool(eng.three_factor)}, e{e}_tmax)",
                 f"    whole = not e{e}_norm_b or e{e}_t1min_b or u == 1",
-                f"    low = apply_rules_{e}(e{e}_w_b, e{e}_t_b, e{e}_d_b, e{e}_tx_b, e{e}_ty_b, u, whole, "
-                f"e{e}_hist, e{e}_round[t // e{e}_te], e{e}_scratch, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b)",
+                f"    low = {eng.rule_name}(e{e}_w_b, e{e}_t_b, e{e}_d_b, e{e}_tx_b, e{e}_ty_b, u, whole, "
+                f"e{e}_hist, e{e}_round[t // e{e}_te], e{e}_scratch, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b, "
+                f"e{e}_rp, e{e}_rc)",
                 "    if whole:",
                 f"        e{e}_norm_b = True",
                 f"        e{e}_t1min_b = low",
                 "    else:",
                 f"        e{e}_t1min_b = e{e}_t1min_b or low",
             ]
-            rule_sources.append(eng.rule_source)
+            rule_sources[eng.rule_name] = eng.rule_source
         # ---- 5. recording ------------------------------------------------------------------------------
         for name, eng in self.engines.items():
             e = self.engine_index[name]
             if self.full:
                 args.append(f"e{e}_rtr")
                 init.append(f"e{e}_rtr_b = e{e}_rtr[b]")
-                body += [
-                    f"for q in range(e{e}_z_b.shape[0]):",
-                    f"    e{e}_rtr_b[row, q] = np.int32(e{e}_z_b[q])",
-                ]
+                body.append(f"record_bank(e{e}_rtr_b, row, e{e}_z_b)")
             for var in sorted(eng.vars_changed):
                 args.append(f"e{e}_rw{var}")
-                body += [
-                    "r = wrow[row]",
-                    "if r >= 0:",
-                    f"    for j in range(e{e}_npre):",
-                    f"        for i in range(e{e}_npost):",
-                    f"            e{e}_rw{var}[b, r, i, j] = e{e}_{var}_b[j, i]",
-                ]
+                body += ["if wrow[row] >= 0:", f"    record_synapses(e{e}_rw{var}, b, wrow[row], e{e}_{var}_b)"]
         final = [line for e in self.engine_index.values() for line in (
             f"e{e}_norm[b] = e{e}_norm_b", f"e{e}_t1min[b] = e{e}_t1min_b"
         )]  # fmt: skip
@@ -407,7 +392,7 @@ class StepKernel:
             *("        " + line for line in final),
             "",
         ]
-        return _HEADER + "".join(rule_sources) + "\n".join(lines)
+        return _HEADER + "".join(rule_sources.values()) + "\n".join(lines)
 
     # ------------------------------------------------------------------------------------------------
     def arguments(
@@ -468,6 +453,7 @@ class StepKernel:
                 f"e{e}_yfrac": eng.y_frac, f"e{e}_rdecay": eng.r_decay, f"e{e}_rimp": eng.r_imp,
                 f"e{e}_stream": eng.stream_of_trial, f"e{e}_round": eng.round_add, f"e{e}_norm": eng.normalized,
                 f"e{e}_t1min": eng.tag1_at_min, f"e{e}_dec": eng.decimation_exp, f"e{e}_rtr": rec_tr.get(name),
+                f"e{e}_tmax": eng.trace_max, f"e{e}_rp": eng.rule_params, f"e{e}_rc": eng.rule_consts,
             })  # fmt: skip
             for var, arr in rec_w[name].items():
                 values[f"e{e}_rw{var}"] = arr

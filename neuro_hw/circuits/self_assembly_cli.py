@@ -47,8 +47,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--rounding", choices=("stochastic", "nearest"), nargs="+", default=None,
                         help="hardware stage: the learning engine's weight rounding (default: both)")  # fmt: skip
     parser.add_argument("--weight-bits", type=int, nargs="+", default=None, metavar="B",
-                        help="precision stage: weight widths (default: 8 12; every new width pair compiles an "
-                        "emulator kernel: minutes each)")  # fmt: skip
+                        help="precision stage: weight widths (default: 8 12; all widths share one emulator kernel, "
+                        "compiled on the first run: about a minute)")  # fmt: skip
     parser.add_argument("--trace-bits", type=int, nargs="+", default=None, metavar="B",
                         help="precision stage: trace widths (default: 7)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, metavar="N",

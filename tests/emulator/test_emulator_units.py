@@ -489,8 +489,9 @@ def test_step_kernels_are_generated_once_per_circuit_structure_into_the_cache_di
     assert a.kernel.function is b.kernel.function
     files = list((tmp_path / "kernels").glob("steps_*.py"))
     assert len(files) == 1 and files[0].read_text() == a.kernel.source
-    # every product is literal code: the scale of the last product, the (w - 16) factor and the u dependency
-    assert "if u != 0:" in a.kernel.source and "(old_w + -16.0)" in a.kernel.source
+    # every product is written out (the u dependency, the (w + const) factor), its numbers are arguments
+    assert "if u != 0:" in a.kernel.source and "(old_w + p2f0_c)" in a.kernel.source
+    assert "-16" not in a.kernel.source and a.kernel.engines["c"].rule_consts.tolist() == [0.0, 0.0, -16.0]
     c = EmulatorRun(prog(4, 3, 20), [0], record="spikes")  # another structure: recording is in the code
     assert c.kernel.function is not a.kernel.function
     assert len(list((tmp_path / "kernels").glob("steps_*.py"))) == 2

@@ -1,0 +1,93 @@
+"""What the generated step kernel contains, and so what a new circuit costs to compile.
+
+numba compiles one step kernel per circuit structure, and its time grows faster than the kernel's size (a
+~60-connection seed circuit took 294 s with its kernels in line, 46 s as calls; docs/emulator.md).  Tests do not
+time it; they check the properties that keep it small and shared:
+
+* bit widths, rounding, impulses and rule coefficients are runtime arguments: a precision sweep over one
+  circuit compiles one kernel, not one per (weight bits, trace bits) pair;
+* plastic connections whose rules have one form share one rule function;
+* the generated ``run_chunk`` has no loop of its own besides trials and steps (every loop is a compiled kernel
+  it calls), so its size grows with the circuit's nodes only.
+"""
+
+from __future__ import annotations
+
+import re
+
+import nir
+import numpy as np
+
+import neuro_hw
+from neuro_hw.circuits.stdp import correlated_inputs, stdp_circuit
+from neuro_hw.emulator.engine import EmulatorRun
+
+
+def _source(program) -> str:  # noqa: ANN001
+    return EmulatorRun(program, [0, 1]).kernel.source
+
+
+def _variant(**settings):  # noqa: ANN003, ANN202
+    return neuro_hw.load_target("loihi2").variant(**settings)
+
+
+def test_a_precision_sweep_shares_one_kernel():
+    circuit = stdp_circuit(n_in=20, n_out=2)
+    sources = set()
+    for bits, rounding in (((8, 7), "stochastic"), ((5, 4), "stochastic"), ((3, 3), "nearest"), ((6, 7), "nearest")):
+        target = _variant(**{"weights.bits": bits[0], "learning.trace_bits": bits[1], "learning.rounding": rounding})
+        sources.add(_source(neuro_hw.compile(circuit, target=target, dt=1e-3)))
+    # other coefficients, impulses and time constants of the same rule form
+    other = stdp_circuit(n_in=20, n_out=2, a_plus=0.02, a_minus_ratio=1.5, tau_plus=0.01, tau_minus=0.04)
+    sources.add(_source(neuro_hw.compile(other, dt=1e-3)))
+    assert len(sources) == 1
+
+
+def test_the_numbers_are_arguments_and_change_the_run():
+    """The shared kernel really reads them: the same structure at other widths gives other weights (a kernel
+    that kept one set of numbers as literals would give the same)."""
+    x = correlated_inputs(800, 20, seed=1)[0]
+    circuit = stdp_circuit(n_in=20, n_out=2)
+    finals = []
+    for bits in ((8, 7), (5, 4)):
+        target = _variant(**{"weights.bits": bits[0], "learning.trace_bits": bits[1]})
+        program = neuro_hw.compile(circuit, target=target, dt=1e-3)
+        res = neuro_hw.run(program, {"input": x}, 800, backend="emulator", seed=0, weights_every=800)
+        finals.append(res.weights["synapses.w"][0, -1])
+        assert res.states["synapses.x1"].max() <= 2 ** bits[1] - 1  # traces saturate at the variant's width
+    assert finals[0].max() > 31 >= finals[1].max()  # 8-bit weights grow past what 5 bits hold
+
+
+def _two_plastic_layers(rate_1: float, rate_2: float) -> neuro_hw.Circuit:
+    rng = np.random.default_rng(0)
+    ones = np.ones(4)
+
+    def lif():  # noqa: ANN202
+        return nir.LIF(tau=0.02 * ones, r=20 * ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones)
+
+    nodes = {
+        "in": nir.Input(np.array([4])),
+        "w1": nir.Linear(rng.uniform(0, 0.5, (4, 4))),
+        "l1": lif(),
+        "w2": nir.Linear(rng.uniform(0, 0.5, (4, 4))),
+        "l2": lif(),
+    }
+    c = neuro_hw.Circuit(nodes, [("in", "w1"), ("w1", "l1"), ("l1", "w2"), ("w2", "l2")])
+    for name, rate in (("w1", rate_1), ("w2", rate_2)):
+        c.add_plasticity(name, f"dw = {rate!r}*x1*y0 - {rate!r}*y1*x0", traces={"x1": (1.0, 0.02), "y1": (1.0, 0.02)},
+                         w_bounds=(0.0, 1.0))  # fmt: skip
+    return c
+
+
+def test_rules_of_one_form_share_one_function():
+    same_form = _source(neuro_hw.compile(_two_plastic_layers(0.002, 0.03), dt=1e-3))
+    assert len(re.findall(r"^def apply_rules_", same_form, flags=re.M)) == 1
+    assert len(re.findall(r"= apply_rules_\w+\(", same_form)) == 2  # called by both connections
+
+
+def test_the_step_loop_has_no_loops_of_its_own():
+    program = neuro_hw.compile(_two_plastic_layers(0.002, 0.03), dt=1e-3)
+    source = _source(program)
+    run_chunk = source[source.index("def run_chunk(") :]
+    loops = [line.strip() for line in run_chunk.splitlines() if line.strip().startswith(("for ", "while "))]
+    assert loops == ["for b in range(b0, b1):", "for row in range(steps):"]
