@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuro_hw.demo import SECTIONS as DEMO_SECTIONS
 from neuro_hw.errors import InputError, NeuroHWError
 
 
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--full", action="store_true",
                       help="more seeds and epochs, and a weight x trace bits sweep (tens of minutes)")  # fmt: skip
     demo.add_argument("--only", nargs="+", metavar="SECTION", default=None,
-                      help="run only these sections (stdp, fa-digits)")  # fmt: skip
+                      help=f"run only these sections ({', '.join(DEMO_SECTIONS)})")  # fmt: skip
     demo.add_argument("--serial", action="store_true", help="run the sweeps in this process (no Dask)")
     demo.add_argument("--workers", type=int, default=None, metavar="N",
                       help="Dask LocalCluster workers for the sweeps (default: one per core)")  # fmt: skip

@@ -24,6 +24,7 @@ from neuro_hw.demo.model import Claim, DemoResult, ExactCheck, Figure, Section, 
 SECTIONS: dict[str, str] = {
     "stdp": "neuro_hw.demo.stdp",
     "fa-digits": "neuro_hw.demo.fa_digits",
+    "self-assembly": "neuro_hw.demo.self_assembly",
 }
 
 
