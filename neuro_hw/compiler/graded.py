@@ -417,7 +417,8 @@ def signal_reports(plan: GradedPlan) -> list[SignalReport]:
 
 def int32_headroom(connections: Mapping[str, Any], payload_max: Mapping[str, int]) -> dict[tuple[str, str], float]:
     """For every (population, port): ``2**31`` over the largest sum its connections can deliver when every
-    source sends its largest payload (``payload_max``; spikes 1) -- plastic weights at their 9-bit extreme.
+    source sends its largest payload (``payload_max``; spikes 1) -- plastic weights at the extreme of their format,
+    ``2**num_weight_bits`` (256 on Loihi 2; a target variant with wider weights lets them grow further).
 
     The Dense sums and the port sum are int32 and wrap silently, so a headroom below 1 is refused by the
     pipeline; a small headroom means that activities well above their declared ranges would wrap."""
@@ -425,7 +426,7 @@ def int32_headroom(connections: Mapping[str, Any], payload_max: Mapping[str, int
     for conn in connections.values():
         w = np.abs(conn.weights.astype(np.float64))
         if conn.learning is not None:
-            w = np.full(w.shape, 256.0)
+            w = np.full(w.shape, 2.0 ** int(conn.num_weight_bits))
         acc = w.sum(axis=1) * float(payload_max.get(conn.source, 1))
         worst = float(acc.max(initial=0.0)) * 2.0 ** max(int(conn.weight_exp), 0)
         if float(acc.max(initial=0.0)) >= 2.0**31:

@@ -276,3 +276,21 @@ def test_signal_levels_cap_the_payload_levels():
 def test_signal_levels_refusals(levels, error, words):
     with pytest.raises(error, match=words):
         compile_(error_circuit(), signal_levels=levels)
+
+
+def test_int32_headroom_counts_plastic_weights_at_their_format_extreme():
+    """A plastic weight can grow to 2**weight_bits: at 8 bits 1000 inputs of payload 255 leave 2**31 / (256 * 255
+    * 1000) = 32.9x headroom; with 14-bit weights (a target variant) the Dense's own int32 dot product can overflow
+    (2**14 * 255 * 1000 > 2**31): headroom 0, which the pipeline refuses."""
+    from types import SimpleNamespace
+
+    from neuro_hw.compiler.graded import int32_headroom
+
+    def conn(bits: int) -> SimpleNamespace:
+        return SimpleNamespace(weights=np.ones((2, 1000), dtype=np.int32), learning=object(), source="x", target="h",
+                               port="a", weight_exp=0, num_weight_bits=bits)  # fmt: skip
+
+    at8 = int32_headroom({"c": conn(8)}, {"x": 255})[("h", "a")]
+    at14 = int32_headroom({"c": conn(14)}, {"x": 255})[("h", "a")]
+    assert at8 == pytest.approx(2**31 / (256 * 255 * 1000))
+    assert at14 == 0.0
