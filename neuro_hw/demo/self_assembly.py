@@ -113,10 +113,16 @@ def run_section(
         "point: the circuit compiled for Loihi 2 on the bit-exact emulator.",
         seeds=list(size.seeds),
     )
+    from tqdm.auto import tqdm
+
+    stages = tqdm(total=3, desc="self-assembly: training float and fixed, BP, Lava check", disable=not progress,
+                  leave=False)  # fmt: skip
     data = hardware_curves(seeds=size.seeds, epochs=size.epochs, record_every=337, roundings=("stochastic",))
+    stages.update()
     fl, fx = data["runs"]["float"], data["runs"]["stochastic"]
     task = digits_task()
     bp = run_seeds(p, task, size.seeds, "bp").test_accuracy[:, -1]
+    stages.update()
     start_angle = np.asarray(fl["angle_mean"])[:, 0]
     end_f, end_x = np.asarray(fl["angle_mean"])[:, -1], np.asarray(fx["angle_mean"])[:, -1]
     acc_f, acc_x = 100 * fl["test_accuracy_mean"], 100 * fx["test_accuracy_mean"]
@@ -130,6 +136,8 @@ def run_section(
     section.figures.append(Figure("Self-assembly, float vs fixed point", plot_hardware(data, out_dir / "angles.png"),
                                   "angle and |W - B^T| / |W| per layer over training"))  # fmt: skip
     section.exact = _exact_check(size.seeds[0], size.lava_steps)
+    stages.update()
+    stages.close()
 
     import neuro_hw
     from neuro_hw.circuits.self_assembly import compile_options, initial_weights, self_assembly_circuit
