@@ -11,6 +11,9 @@ Stages (``--stages``; each writes ``<out>/heterosynaptic_<stage>.json`` and a pl
   the signs and gains of the heterosynaptic updates, selection on the test loss after a 1000-sample lifetime;
 * ``hardware``: the motif compiled for Loihi 2 and trained on the emulator (``--hw-samples``), monitors from the
   weights read back, against the float reference; a precision sweep over ``--weight-bits`` (target variants);
+* ``precision``: a ``neuro_hw.sweep`` of the compiled motif over ``--precision-weight-bits`` x
+  ``--precision-trace-bits`` x ``--precision-seeds`` seeds on the emulator, the float reference as the baseline
+  (:mod:`.heterosynaptic_precision`; monitors and test accuracy, mean +- s.e. over seeds);
 * ``lava``: the first 200 steps of the compiled motif, emulator vs Lava 0.10, every recorded value.
 
 The defaults (``curves,meta`` with 6000 updates and one seed) finish in a few minutes on a quiet 2-core machine.
@@ -38,7 +41,7 @@ from neuro_hw.circuits import heterosynaptic as hc
 from neuro_hw.circuits import heterosynaptic_numpy as hn
 from neuro_hw.circuits import heterosynaptic_sims as hs
 
-STAGES = ("curves", "meta", "flex", "evolution", "hardware", "lava")
+STAGES = ("curves", "meta", "flex", "evolution", "hardware", "precision", "lava")
 DEFAULT_STAGES = ("curves", "meta")
 
 
@@ -360,6 +363,15 @@ def run_stages(args: argparse.Namespace) -> dict[str, Any]:
         name = "hardware" if args.hw_kind == "motif" else "hardware_amorphous"
         save(name, data)
         plot_hardware(data, out / f"heterosynaptic_{name}.png")
+    if "precision" in stages:
+        from neuro_hw.circuits import heterosynaptic_precision as hp
+
+        data = hp.run(out, [int(b) for b in args.precision_weight_bits.split(",")],
+                      [int(b) for b in args.precision_trace_bits.split(",")], list(range(args.precision_seeds)),
+                      args.hw_samples, serial=args.serial or args.workers is None, workers=args.workers,
+                      name=args.precision_name)  # fmt: skip
+        print(f"wrote {out / (args.precision_name + '.json')}", flush=True)
+        results["precision"] = data
     if "lava" in stages:
         data = lava_check()
         save("lava", data)
@@ -382,6 +394,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serial", action="store_true", help="evolution: run the population in this process")
     parser.add_argument("--hw-samples", type=int, default=1347, help="hardware: training samples on the emulator")
     parser.add_argument("--weight-bits", default="8,6,5,4", help="hardware: weight widths of the precision sweep")
+    parser.add_argument("--precision-weight-bits", default="4,5,6,8", help="precision: weight widths")
+    parser.add_argument("--precision-trace-bits", default="5,6,7,8", help="precision: trace widths")
+    parser.add_argument("--precision-seeds", type=int, default=3, help="precision: seeds 0..N-1 per width pair")
+    parser.add_argument("--precision-name", default="heterosynaptic_precision", help="precision: output file stem")
     parser.add_argument(
         "--hw-kind",
         default="motif",

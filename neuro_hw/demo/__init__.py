@@ -25,6 +25,7 @@ SECTIONS: dict[str, str] = {
     "stdp": "neuro_hw.demo.stdp",
     "fa-digits": "neuro_hw.demo.fa_digits",
     "self-assembly": "neuro_hw.demo.self_assembly",
+    "heterosynaptic": "neuro_hw.demo.heterosynaptic",
 }
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -68,6 +71,41 @@ def exact_check(program, inputs: dict, steps: int, seed: int) -> ExactCheck:  # 
     c = compare(lava, emu, "exact")
     passed = bool(c.passed and not c.only_in_one)
     return ExactCheck(steps, int(c.compared_values), passed, "" if passed else str(c.first_divergence or c.only_in_one))
+
+
+def compile_table(program: Any) -> Table:  # noqa: ANN401 - a Program
+    """What a compiled circuit is made of and what compiling it approximated, from its Program's report: sizes,
+    resources, the narrowest graded signal, the worst-represented rule coefficient and the plastic weights' mean
+    quantisation error (a table every section shows)."""
+    report = program.report
+    plastic = [name for name, c in program.connections.items() if c.learning is not None]
+    rows = [
+        [
+            "populations / connections (plastic)",
+            f"{len(program.neurons)} / {len(program.connections)} ({len(plastic)})",
+        ],
+    ]
+    if report.resources is not None:
+        r = report.resources
+        rows.append(
+            ["neurons, synapses, cores (budget)", f"{r.neurons}, {r.synapses}, {r.cores_used} ({r.cores_budget})"]
+        )
+    graded = [sig for sig in report.signals if sig.payload_max > 1]  # not the 0/1 phase markers
+    if graded:
+        narrow = min(graded, key=lambda sig: sig.bits)
+        text = f"{len(graded)}; {narrow.signal}: {narrow.payload_max} levels ({narrow.bits:.2f} bits)"
+        rows.append(["graded signals; the narrowest", f"{text}, range {narrow.range:g}"])
+    coefficients = [c for rule in report.rules for c in rule.coefficients]
+    if coefficients:
+        worst = max(coefficients, key=lambda c: abs(c.rel_error))
+        text = f"{len(coefficients)}; {worst.term}: {worst.target_value:.4g} (integer units) -> "
+        text += f"{worst.mantissa}*2^{worst.exponent} = {worst.represented:.4g} ({worst.rel_error:+.3f})"
+        rows.append(["rule coefficients; largest relative error", text])
+    weights = [pr for pr in report.parameters if pr.group.split(".")[0] in plastic and pr.group.endswith(".weights")]
+    if weights:
+        mean = float(np.mean([pr.rel_error_mean for pr in weights]))
+        rows.append([f"initial plastic weights ({len(weights)} matrices): mean relative error", f"{mean:.3f}"])
+    return Table("Compiled for Loihi 2 (compile report)", ["", ""], rows)
 
 
 @dataclass

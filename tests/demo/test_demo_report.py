@@ -66,10 +66,9 @@ def test_the_quick_demo_runs_every_section(tmp_path):
     assert [s.key for s in result.sections] == list(demo.SECTIONS)
     for s in result.sections:
         assert not s.error, s.error
-        # a claim may be measured not to hold (reported as such); these are the ones known to fail today
-        known = {("self-assembly", "it still learns at Loihi 2's formats (8-bit weights, 7-bit traces)")}
-        failed = [c for c in s.claims if c.holds is False and (s.key, c.statement) not in known]
-        assert not failed, failed
+        # a paper's claim may be measured not to hold (the report says so); the emulator must be Lava, bit for bit
+        assert s.exact is not None and s.exact.passed, (s.key, s.exact)
+        assert all(c.measured for c in s.claims)
         assert s.figures and all(Path(f.path).exists() for f in s.figures)
 
 
@@ -80,13 +79,13 @@ def test_every_section_is_listed_in_the_cli_help(capsys):
     assert all(key in text for key in demo.SECTIONS), text
 
 
-def test_compile_table_of_the_self_assembly_section_reads_the_report():
+def test_compile_table_reads_the_report():
     import neuro_hw
     from neuro_hw.circuits.stdp import stdp_circuit
-    from neuro_hw.demo.self_assembly import _compile_table
+    from neuro_hw.demo.model import compile_table
 
     program = neuro_hw.compile(stdp_circuit(40, 2), dt=1e-3)
-    table = dict((row[0], row[1]) for row in _compile_table(program).rows)
+    table = dict((row[0], row[1]) for row in compile_table(program).rows)
     assert table["populations / connections (plastic)"] == "1 / 1 (1)"
     coefficient = max((c for r in program.report.rules for c in r.coefficients), key=lambda c: abs(c.rel_error))
     assert f"{coefficient.mantissa}*2^{coefficient.exponent}" in table["rule coefficients; largest relative error"]
