@@ -4,16 +4,22 @@ numba's on-disk cache (``cache=True``) keys a function by its source file, so ge
 in a real file: :func:`load_generated` writes the source once per distinct text into
 ``$NEURO_HW_CACHE/kernels`` (or ``~/.cache/neuro_hw/kernels``, else a per-user temporary directory) as
 ``<prefix>_<sha256>.py`` and imports it.  A second process (or run) with the same source finds the file
-unchanged and numba reuses its compiled functions instead of compiling them again.
+unchanged and numba reuses its compiled functions instead of compiling them again.  :func:`compile_lock` lets
+one process compile a module's functions while the others wait and then load them (Dask workers, pytest-xdist
+workers and a demo's processes need the same kernels at the same time; compiling is single-threaded and takes
+tens of seconds for a large circuit).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -56,3 +62,17 @@ def load_generated(source: str, prefix: str) -> ModuleType:
     spec.loader.exec_module(module)
     _loaded[key] = module
     return module
+
+
+@contextlib.contextmanager
+def compile_lock(module: ModuleType) -> Iterator[None]:
+    """Hold an exclusive lock on ``module``'s cache entry (``<file>.lock``, ``flock``) while the first call of its
+    functions compiles them (or loads them from numba's disk cache): another process that needs the same kernel
+    waits here and then finds it compiled.  Released when the process dies, so a killed compile blocks nobody."""
+    path = Path(module.__file__ or "").with_suffix(".lock")
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

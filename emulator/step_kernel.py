@@ -22,8 +22,8 @@ besides trials and steps.  Every step of trial ``b``::
     record spikes, u, v, trace registers; plastic w/t/d at the sampled steps
 
 Only the structure is in the source (which populations, how connected, graded or binary, delayed,
-plastic with which rules' *form*, what is recorded); sizes, parameters, bit widths, rounding, impulses and
-rule coefficients are arguments, so circuits of the same structure -- and every point of a precision sweep
+plastic with which rules' *form*); sizes, parameters, bit widths, rounding, impulses, rule coefficients and
+what is recorded are arguments, so circuits of the same structure -- and every point of a precision sweep
 over one circuit -- share one compiled function.  The source is written to the kernel cache
 (:mod:`.codegen`), where numba caches its machine code.  Compilation time grows faster than the function's
 size, which is why every loop is a call (a ~60-connection seed circuit: 294 s with the kernels inlined into
@@ -45,7 +45,7 @@ import numpy as np
 
 from neuro_hw.compiler.program import Program
 
-from .codegen import load_generated
+from .codegen import compile_lock, load_generated
 from .conv import ConvSynapse
 from .dense import DenseSynapse
 from .graded import GradedPopulation
@@ -126,7 +126,9 @@ class StepKernel:
         Every connection's state, in Program order: :class:`~.dense.DenseSynapse` (static) or
         :class:`~.learning.LearningEngine` (plastic).
     full:
-        Record ``u``, ``v`` and the trace registers (else spikes only).
+        Record ``u``, ``v`` and the trace registers (else spikes only).  A runtime argument of the kernel, not part
+        of its source: a circuit trained with spikes recorded and checked with everything recorded compiles once
+        (without recording, ``u``/``v`` are "recorded" into themselves, as one-row views).
     """
 
     def __init__(
@@ -148,7 +150,8 @@ class StepKernel:
         sources += [v for eng in self.engines.values() for v in eng.three_factor.values()]
         self.input_names = sorted({s for s in sources if s in program.inputs})
         self.source = self._source()
-        self.function: Callable = load_generated(self.source, "steps").run_chunk
+        self.module = load_generated(self.source, "steps")
+        self.function: Callable = self.module.run_chunk
 
     # ------------------------------------------------------------------------------------------------
     def _spikes_of(self, node: str) -> str:
@@ -174,7 +177,7 @@ class StepKernel:
         wrap-around (negative indices), which turns a contiguous loop into gathers.
         Each population's and input's nonzero outputs are listed once per step (``active_indices``) for
         every connection and learning engine that reads them."""
-        args = ["b0", "b1", "steps", "t0", "wrow"]
+        args = ["b0", "b1", "steps", "t0", "wrow", "full"]
         init: list[str] = []  # per trial, before the step loop
         body: list[str] = []  # per step
         # the nodes whose nonzero outputs are listed each step: sources of connections, targets of plastic ones
@@ -214,18 +217,16 @@ class StepKernel:
             if pop not in direct:
                 init.append(f"p{p}_in = np.empty(p{p}_u.shape[1], dtype=np.int32)")
                 body.append(f"zero(p{p}_in)")
-            if self.full:
-                args += [f"p{p}_ru", f"p{p}_rv"]
-                init += [f"p{p}_ru_b = p{p}_ru[b]", f"p{p}_rv_b = p{p}_rv[b]"]
-            else:  # u, v themselves, as one-row arrays
-                init += [f"p{p}_ru_b = p{p}_u[b : b + 1]", f"p{p}_rv_b = p{p}_v[b : b + 1]"]
+            args += [f"p{p}_ru", f"p{p}_rv"]  # (B, T, n) records, or u, v themselves as (B, 1, n) views
+            init += [f"p{p}_ru_b = p{p}_ru[b]", f"p{p}_rv_b = p{p}_rv[b]"]
         for i, node in enumerate(self.input_names):
             args.append(f"in{i}")
             init.append(f"in{i}_b = in{i}[b]")
             if node in listed:
                 init.append(f"in{i}_act = np.empty(in{i}.shape[2], dtype=np.int64)")
                 body.append(f"in{i}_nact = active_indices(in{i}_b, row, in{i}_act)")
-        uv_row = "row" if self.full else "0"
+        uv_row = "urow"  # the record row of u, v: this step's, or 0 (u, v themselves) without recording
+        body.insert(0, "urow = row if full else 0")
         # ---- 1. what the connections send (computed at the previous step) --------------------
         for name, conn in self.conns.items():
             c = self.conn_index[name]
@@ -368,10 +369,9 @@ class StepKernel:
         # ---- 5. recording ------------------------------------------------------------------------------
         for name, eng in self.engines.items():
             e = self.engine_index[name]
-            if self.full:
-                args.append(f"e{e}_rtr")
-                init.append(f"e{e}_rtr_b = e{e}_rtr[b]")
-                body.append(f"record_bank(e{e}_rtr_b, row, e{e}_z_b)")
+            args.append(f"e{e}_rtr")
+            init.append(f"e{e}_rtr_b = e{e}_rtr[b]")
+            body += ["if full:", f"    record_bank(e{e}_rtr_b, row, e{e}_z_b)"]
             for var in sorted(eng.vars_changed):
                 args.append(f"e{e}_rw{var}")
                 body += ["if wrow[row] >= 0:", f"    record_synapses(e{e}_rw{var}, b, wrow[row], e{e}_{var}_b)"]
@@ -408,7 +408,7 @@ class StepKernel:
         rec_w: Mapping[str, Mapping[str, np.ndarray]],
     ) -> dict[str, Any]:
         """The values of ``run_chunk``'s arguments (except ``b0``, ``b1``) for one chunk."""
-        values: dict[str, Any] = {"steps": steps, "t0": t0, "wrow": wrow}
+        values: dict[str, Any] = {"steps": steps, "t0": t0, "wrow": wrow, "full": self.full}
         for name, pop in self.pops.items():
             p = self.pop_index[name]
             if isinstance(pop, GradedPopulation):  # rec_s holds its int32 outputs
@@ -418,7 +418,8 @@ class StepKernel:
             values.update({
                 f"p{p}_u": pop.u, f"p{p}_v": pop.v, f"p{p}_bias": pop.bias, f"p{p}_uf": pop.u_factor,
                 f"p{p}_vf": pop.v_factor, f"p{p}_vth": pop.vth_eff, f"p{p}_s": rec_s[name],
-                f"p{p}_ru": rec_u.get(name), f"p{p}_rv": rec_v.get(name),
+                f"p{p}_ru": rec_u[name] if self.full else pop.u.reshape(pop.u.shape[0], 1, -1),
+                f"p{p}_rv": rec_v[name] if self.full else pop.v.reshape(pop.v.shape[0], 1, -1),
             })  # fmt: skip
         for i, name in enumerate(self.input_names):
             values[f"in{i}"] = data[name]
@@ -452,9 +453,12 @@ class StepKernel:
                 f"e{e}_imp_frac": eng.imp_frac, f"e{e}_xma": eng.x_multi_add, f"e{e}_yint": eng.y_int,
                 f"e{e}_yfrac": eng.y_frac, f"e{e}_rdecay": eng.r_decay, f"e{e}_rimp": eng.r_imp,
                 f"e{e}_stream": eng.stream_of_trial, f"e{e}_round": eng.round_add, f"e{e}_norm": eng.normalized,
-                f"e{e}_t1min": eng.tag1_at_min, f"e{e}_dec": eng.decimation_exp, f"e{e}_rtr": rec_tr.get(name),
+                f"e{e}_t1min": eng.tag1_at_min, f"e{e}_dec": eng.decimation_exp,
                 f"e{e}_tmax": eng.trace_max, f"e{e}_rp": eng.rule_params, f"e{e}_rc": eng.rule_consts,
             })  # fmt: skip
+            # the trace registers' record (a one-row dummy, never written, without recording)
+            no_record = np.zeros((eng.batch, 1, eng.z.shape[1]), dtype=np.int32)
+            values[f"e{e}_rtr"] = rec_tr[name] if self.full else no_record
             for var, arr in rec_w[name].items():
                 values[f"e{e}_rw{var}"] = arr
         return values
@@ -465,6 +469,9 @@ class StepKernel:
         The batch is cut into up to ``TASKS_PER_WORKER`` ranges per thread, taken from a queue, so a
         thread that is slowed down (another process on its core) does not hold up the others."""
         ordered = [values[k] for k in self.arg_names[2:]]
+        if not self.function.signatures:  # the first call compiles (or loads) it: once per machine at a time
+            with compile_lock(self.module):
+                self.function(0, 0, *ordered)  # no trials: types only
         workers = min(worker_count(), batch)
         if workers <= 1:
             self.function(0, batch, *ordered)

@@ -492,8 +492,12 @@ def test_step_kernels_are_generated_once_per_circuit_structure_into_the_cache_di
     # every product is written out (the u dependency, the (w + const) factor), its numbers are arguments
     assert "if u != 0:" in a.kernel.source and "(old_w + p2f0_c)" in a.kernel.source
     assert "-16" not in a.kernel.source and a.kernel.engines["c"].rule_consts.tolist() == [0.0, 0.0, -16.0]
-    c = EmulatorRun(prog(4, 3, 20), [0], record="spikes")  # another structure: recording is in the code
-    assert c.kernel.function is not a.kernel.function
+    c = EmulatorRun(prog(4, 3, 20), [0], record="spikes")  # what is recorded is an argument, not code
+    assert c.kernel.function is a.kernel.function
+    d_lp = learning({"dw": "2^-3*x1*y0"}, {"x1": 12.0}, {"x1": 5})  # another rule form: another kernel
+    d_conn = ConnectionProgram("c", "in", "p", np.full((3, 4), 20), learning=d_lp)
+    d = EmulatorRun(program(inputs=[InputProgram("in", 4)], neurons=[lif("p", 3)], connections=[d_conn]), [0])
+    assert d.kernel.function is not a.kernel.function
     assert len(list((tmp_path / "kernels").glob("steps_*.py"))) == 2
 
 

@@ -4,8 +4,9 @@ numba compiles one step kernel per circuit structure, and its time grows faster 
 ~60-connection seed circuit took 294 s with its kernels in line, 46 s as calls; docs/emulator.md).  Tests do not
 time it; they check the properties that keep it small and shared:
 
-* bit widths, rounding, impulses and rule coefficients are runtime arguments: a precision sweep over one
-  circuit compiles one kernel, not one per (weight bits, trace bits) pair;
+* bit widths, rounding, impulses, rule coefficients and what is recorded are runtime arguments: a precision
+  sweep over one circuit compiles one kernel, not one per (weight bits, trace bits) pair, and training (spikes
+  recorded) shares it with exact checks (everything recorded);
 * plastic connections whose rules have one form share one rule function;
 * the generated ``run_chunk`` has no loop of its own besides trials and steps (every loop is a compiled kernel
   it calls), so its size grows with the circuit's nodes only.
@@ -40,6 +41,8 @@ def test_a_precision_sweep_shares_one_kernel():
     # other coefficients, impulses and time constants of the same rule form
     other = stdp_circuit(n_in=20, n_out=2, a_plus=0.02, a_minus_ratio=1.5, tau_plus=0.01, tau_minus=0.04)
     sources.add(_source(neuro_hw.compile(other, dt=1e-3)))
+    # recording spikes only (training) or everything (exact checks) is an argument too
+    sources.add(EmulatorRun(neuro_hw.compile(other, dt=1e-3), [0], record="spikes").kernel.source)
     assert len(sources) == 1
 
 
