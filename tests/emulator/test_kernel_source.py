@@ -94,3 +94,27 @@ def test_the_step_loop_has_no_loops_of_its_own():
     run_chunk = source[source.index("def run_chunk(") :]
     loops = [line.strip() for line in run_chunk.splitlines() if line.strip().startswith(("for ", "while "))]
     assert loops == ["for b in range(b0, b1):", "for row in range(steps):"]
+
+
+def test_the_first_call_of_a_kernel_holds_its_cache_lock(tmp_path, monkeypatch):
+    """While one process compiles a kernel (first call), another process asking for the same lock waits; after
+    the first call the lock is free again and the function is compiled."""
+    import subprocess
+    import sys
+
+    from neuro_hw.emulator import codegen
+
+    monkeypatch.setenv("NEURO_HW_CACHE", str(tmp_path))
+    monkeypatch.setattr(codegen, "_loaded", {})
+    module = codegen.load_generated("from numba import njit\n\n@njit\ndef f(x):\n    return x + 1\n", "locktest")
+    lock = module.__file__.replace(".py", ".lock")
+    probe = ("import fcntl, sys\nh = open(sys.argv[1], 'a')\ntry:\n    fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "    print('free')\nexcept BlockingIOError:\n    print('held')\n")  # fmt: skip
+
+    def other_process() -> str:
+        return subprocess.run([sys.executable, "-c", probe, lock], capture_output=True, text=True).stdout.strip()
+
+    with codegen.compile_lock(module):
+        assert other_process() == "held"
+        assert module.f(1) == 2
+    assert other_process() == "free" and module.f.signatures
