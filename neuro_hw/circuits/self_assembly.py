@@ -72,6 +72,9 @@ from neuro_hw.ir.graded import GradedNeuron, ProductNeuron
 
 DT = 1e-3
 FORMS = ("hardware", "direct")
+#: Loihi 2's learning accumulator (8-bit weights + 7 fractional bits), the width :func:`rule_padding` restores.
+REFERENCE_ACCUMULATOR_BITS = 15
+MAX_RULE_PADDING = 16
 
 
 def _shape(n: int) -> np.ndarray:
@@ -182,6 +185,9 @@ class CircuitSpec:
     form: str = "hardware"
     #: decay applied on epochs ``e`` with ``e % 2**decimation == 0`` (rule factor ``u_k``), ``2**k`` times stronger
     decimation: int = 0
+    #: extra 1-bit ``x0`` factors in every gradient product (value unchanged: ``x0 = 1`` whenever the product is
+    #: applied), widening it so that a wider accumulator still shifts it (:func:`rule_padding`)
+    rule_padding: int = 0
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
@@ -193,6 +199,8 @@ class CircuitSpec:
             )
         if not 0 <= self.decimation <= 9:
             raise ValueError(f"decimation must be in 0..9 (u0..u9), got {self.decimation}")
+        if not 0 <= self.rule_padding <= MAX_RULE_PADDING:
+            raise ValueError(f"rule_padding must be in 0..{MAX_RULE_PADDING}, got {self.rule_padding}")
         if self.params.decay_every != 2**self.decimation:
             raise ValueError(
                 f"params.decay_every ({self.params.decay_every}) must be 2**decimation ({2**self.decimation}): the "
@@ -202,6 +210,46 @@ class CircuitSpec:
     def c(self, j: int) -> float:
         """Offset (= range) of the descending signal ``g_j`` (``j = L``: the error)."""
         return float(self.ranges.g[self.params.n_layers - j])
+
+
+def rule_padding(target: object) -> int:
+    """Extra 1-bit factors per gradient product that give ``target`` the product shift of a 15-bit accumulator.
+
+    The engine shifts a product of total width ``W`` (bits, 4 of them the mantissa's) right by
+    ``max(0, W - A)`` with ``A = weights.bits + 7`` the accumulator's width, and its smallest scaling factor is
+    ``2^-7``; so a gradient term ``eta * x0 * m * x1`` changes a weight by at least ``2^-7`` LSB per unit of
+    ``m_int * x1_int`` unless the product is shifted.  With 8 trace bits the product is
+    ``W = 4 + 8 + 8 = 20`` bits wide: shifted by 5 at 8 weight bits (``A = 15``), 3 at 10, 1 at 12, 0 at 14.  The
+    weight scale of ``W_1``, ``W_2`` (``h -> h``, equal payload scales) is pinned at ``2^8`` per unit by the
+    weight exponent's floor ``2^-8`` whatever the weight width, so the coefficient ``eta * s_w / (s_x1 s_m)``
+    the rule needs falls by ``2^(A - 15)`` below its 8-bit value (below ``2^-7``), and the compiler drops bits of
+    the modulators to represent it (``m_j``: 127, 31, 7, 1 levels at 8, 10, 12, 14 weight bits).  ``A - 15``
+    extra ``x0`` factors (1 bit each, value 1 whenever the ``x0``-gated product is applied) restore the 8-bit
+    shift, so the coefficient and every modulator's levels are those of 8 weight bits.
+
+    ``target``: a :class:`~neuro_hw.compiler.target.Target` or a target name."""
+    from neuro_hw.compiler.target import Target, load_target
+
+    tgt = target if isinstance(target, Target) else load_target(str(target))
+    return max(0, int(tgt.learning.accumulator_bits) - REFERENCE_ACCUMULATOR_BITS)
+
+
+def wide_weight_spec(spec: CircuitSpec, target: object, scales: bool = True) -> CircuitSpec:
+    """``spec`` adapted to ``target``'s weight width (docs/self-assembly.md §4.4): :func:`rule_padding` extra
+    ``x0`` factors, and -- when the accumulator is wider than Loihi 2's (more than 8 weight bits) and ``scales``
+    -- twice the ``z`` headroom (``ranges.z_headroom``), which halves the payload scale of ``z_j = B_j gp`` and so
+    ``B_j``'s weight scale: ``s_B = 2^-e * S_a(z) / S(gp)`` is 516 per unit at the exponent's floor ``e = -8``
+    (8 bits: ``e = -7``, 257.6), twice ``W_j``'s 256.  With ``s_B ~ s_W`` (258 vs 256) the engine's one random
+    number per learning epoch rounds the updates of ``W_j`` and ``B_j^T`` alike, as at 8 bits, and the
+    Kolen-Pollack difference ``W - B^T`` is not driven by independent rounding errors.  At 8 weight bits the spec
+    is returned unchanged (doubling the headroom there halves ``z``'s resolution for nothing)."""
+    from dataclasses import replace
+
+    pad = rule_padding(target)
+    if pad == 0:
+        return spec
+    ranges = replace(spec.ranges, z_headroom=2 * spec.ranges.z_headroom) if scales else spec.ranges
+    return replace(spec, rule_padding=pad, ranges=ranges)
 
 
 def decay_term(params: SelfAssemblyParams, descending: bool, decimation: int, layer: int = 1) -> str:
@@ -304,11 +352,12 @@ def self_assembly_circuit(spec: CircuitSpec, w: Sequence[np.ndarray], b: Sequenc
         edges += [(g(j + 1), f"{m}_delay"), (f"{m}_delay", f"{m}_in"), (f"{m}_in", m)]
     circuit = Circuit(nodes, edges, metadata={"name": f"self-assembly-{spec.form}", "dt": dt})
     bounds = (-p.w_max, p.w_max)
+    spikes = "x0*" * (1 + spec.rule_padding)  # x0 gates the product; the padding adds 1-bit factors (value 1)
     for layer in range(L):
         modulator = g(1) if layer == 0 else f"m{layer + 1}"
         circuit.add_plasticity(
             f"w{layer}",
-            f"dw = {-p.eta!r}*x0*m*x1" + decay_term(p, False, spec.decimation, layer),
+            f"dw = {-p.eta!r}*{spikes}m*x1" + decay_term(p, False, spec.decimation, layer),
             traces={"x1": "activity"},
             third_factor={"m": modulator},
             w_bounds=bounds,
@@ -318,7 +367,7 @@ def self_assembly_circuit(spec: CircuitSpec, w: Sequence[np.ndarray], b: Sequenc
         factor = f"(x1-{spec.c(j + 1)!r})" if hardware else "x1"
         circuit.add_plasticity(
             f"b{j}",
-            f"dw = {-p.eta_descending!r}*x0*m*{factor}" + decay_term(p, True, spec.decimation),
+            f"dw = {-p.eta_descending!r}*{spikes}m*{factor}" + decay_term(p, True, spec.decimation),
             traces={"x1": "activity"},
             third_factor={"m": f"xm{j}"},
             w_bounds=bounds,

@@ -353,9 +353,144 @@ def integer_cancellation(
     return out
 
 
+# --------------------------------------------------------------------------------------- weight bits diagnosis
+
+
+def compiled_learning(program: Any) -> dict[str, Any]:
+    """What the compiler made of the learning rules (one program): per plastic connection its weight scale
+    (integers per float unit), weight exponent and format range, the microcode and every coefficient's needed /
+    represented value; per graded signal read by the learning engine its payload levels and dropped bits."""
+    conns = {}
+    for rule in program.report.rules:
+        c = program.connections[rule.synapse]
+        conns[rule.synapse] = {
+            "w_scale": float(np.max(c.w_scale)),
+            "weight_exp": int(c.weight_exp),
+            "microcode": rule.microcode,
+            "coefficients": [{"term": k.term, "needed": float(k.target_value), "represented": float(k.represented),
+                              "rel_error": round(float(k.rel_error), 5)} for k in rule.coefficients],
+        }  # fmt: skip
+    signals = program.report.signals
+    signals = signals.values() if isinstance(signals, Mapping) else signals
+    levels = {s.signal: {"payload_max": int(s.payload_max), "dropped_bits": int(s.dropped_bits)} for s in signals
+              if s.dropped_bits or any(r in ("third factor", "pre activity") for r in s.roles)}  # fmt: skip
+    return {"connections": conns, "learning_signals": levels}
+
+
+def weightbits_study(
+    weight_bits: Sequence[int] = (8, 10, 12, 14),
+    trace_bits: int = 8,
+    seeds: Sequence[int] = (0, 1),
+    epochs: int = 10,
+    fixes: Sequence[str] = ("none", "padding", "padding+scales"),
+) -> dict[str, Any]:
+    """Why more weight bits learn worse at 8 trace bits (docs/self-assembly.md §4.4): for every weight width and
+    rule padding (``"none"``: the circuit of :func:`hardware_spec`; ``"auto"``:
+    :func:`~neuro_hw.circuits.self_assembly.rule_padding` extra ``x0`` factors for the target), the compiled
+    learning rules (:func:`compiled_learning`) and ``epochs`` of digits on the emulator (stochastic rounding).
+    ``fixes``: ``"none"`` (the circuit of :func:`hardware_spec`), ``"padding"`` (its rules padded,
+    :func:`~neuro_hw.circuits.self_assembly.rule_padding`), ``"padding+scales"``
+    (:func:`~neuro_hw.circuits.self_assembly.wide_weight_spec`: padding and ``B``'s weight scale matched to ``W``'s).
+    Measured:
+    test accuracy per epoch (mean over ``seeds``), the final angle per layer (per seed), and the largest final
+    ``|w|`` per connection in float units and in weight integers; the float ground truth as the reference."""
+    from neuro_hw.circuits.self_assembly import wide_weight_spec
+    from neuro_hw.circuits.self_assembly_run import train_circuit
+
+    task = digits_task()
+    base = hardware_spec()
+    p = replace(base.params, epochs=int(epochs))
+    out: dict[str, Any] = {"stage": "weightbits", "task": "digits", "seeds": [int(s) for s in seeds],
+                           "epochs": int(epochs), "trace_bits": int(trace_bits), "rounding": "stochastic",
+                           "runs": []}  # fmt: skip
+    t0 = time.perf_counter()
+    fl = run_seeds(p, task, seeds, "kp", record_every=task.n_train)
+    out["float"] = {"test_accuracy_per_epoch": (100 * fl.test_accuracy.mean(axis=0)).round(2).tolist(),
+                    "angle_final": fl.angle[:, -1].round(2).tolist(),
+                    "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    for wb in weight_bits:
+        tgt = _target({"weights.bits": int(wb), "learning.trace_bits": int(trace_bits)})
+        for fix in fixes:
+            if fix not in ("none", "padding", "padding+scales"):
+                raise ValueError(f"fix must be 'none', 'padding' or 'padding+scales', got {fix!r}")
+            spec = replace(base, params=p)
+            if fix != "none":
+                spec = wide_weight_spec(spec, tgt, scales=fix == "padding+scales")
+            t0 = time.perf_counter()
+            run = train_circuit(spec, task, seeds, "emulator", target=tgt, record_every=task.n_train)
+            names = [f"w{j}" for j in range(p.n_layers)] + [f"b{j}" for j in range(1, p.n_layers)]
+            mats = {n: (run.w[int(n[1:])] if n[0] == "w" else run.b[int(n[1:])]) for n in names}
+            scales = {n: float(np.max(run.program.connections[n].w_scale)) for n in names}
+            out["runs"].append({
+                "weight_bits": int(wb),
+                "fix": fix,
+                "rule_padding": spec.rule_padding,
+                "z_headroom": spec.ranges.z_headroom,
+                "compiled": compiled_learning(run.program),
+                "test_accuracy_per_epoch": (100 * run.test_accuracy.mean(axis=0)).round(2).tolist(),
+                "test_accuracy_final": (100 * run.test_accuracy[:, -1]).round(2).tolist(),
+                "angle_per_epoch": run.angle.mean(axis=0).round(2).tolist(),
+                "angle_final": run.angle[:, -1].round(2).tolist(),
+                "absmax_final": {n: round(float(np.abs(m[:, -1]).max()), 4) for n, m in mats.items()},
+                "absmax_final_int": {n: int(round(float(np.abs(m[:, -1]).max()) * scales[n])) for n, m in mats.items()},
+                "seconds": round(time.perf_counter() - t0, 1),
+            })  # fmt: skip
+    return out
+
+
+def update_mismatch(weight_bits: int, fix: str = "none", seed: int = 0, n_samples: int = 64,
+                    trace_bits: int = 8) -> dict[str, Any]:  # fmt: skip
+    """How far the chip's updates of ``W_j`` and ``B_j^T`` differ, per sample: the circuit (``fix`` as in
+    :func:`weightbits_study`) on the emulator for the first ``n_samples`` of seed ``seed``'s order, weights read
+    after every sample in float units; per hidden layer the RMS over synapses and non-decay samples of the change
+    of ``D = W - B^T`` (exact Kolen-Pollack: 0) and of ``W`` (for scale), and their ratio; the mean change of
+    ``D``, ``W``, ``B`` per synapse and non-decay sample (a systematic drift) and the mean net change of ``D``
+    over all samples; both weight scales (integers per unit)."""
+    import neuro_hw
+    from neuro_hw.circuits.digits import epoch_order
+    from neuro_hw.circuits.self_assembly import (
+        compile_options,
+        initial_weights,
+        self_assembly_circuit,
+        wide_weight_spec,
+    )
+
+    task = digits_task()
+    tgt = _target({"weights.bits": int(weight_bits), "learning.trace_bits": int(trace_bits)})
+    spec = hardware_spec()
+    if fix != "none":
+        spec = wide_weight_spec(spec, tgt, scales=fix == "padding+scales")
+    w, b = initial_weights(spec, seed)
+    circuit, sched = self_assembly_circuit(spec, w, b)
+    order = epoch_order(task.n_train, 1, seed)[:n_samples]
+    stim = sched.present(task.x_train[order], task.t_train[order])
+    program = neuro_hw.compile(circuit, target=tgt, dt=1e-3, **compile_options(spec, tgt.learning.trace_max))
+    result = neuro_hw.run(program, stim, sched.steps(n_samples), backend="emulator", seed=seed,
+                          weights_every=sched.period)  # fmt: skip
+    decay = np.asarray([k % spec.params.decay_every == 0 for k in range(1, n_samples + 1)])
+    layers = {}
+    for j in range(1, spec.params.n_layers):
+        sw = float(np.max(program.connections[f"w{j}"].w_scale))
+        sb = float(np.max(program.connections[f"b{j}"].w_scale))
+        wf = result.weights[f"w{j}.w"][0].astype(np.float64) / sw  # (K, post, pre), K = n_samples + 1
+        bf = result.weights[f"b{j}.w"][0].astype(np.float64) / sb
+        dd = np.diff(wf - np.swapaxes(bf, -1, -2), axis=0)[~decay]
+        dw = np.diff(wf, axis=0)[~decay]
+        db = np.diff(bf, axis=0)[~decay]
+        rms_d, rms_w = float(np.sqrt(np.mean(dd**2))), float(np.sqrt(np.mean(dw**2)))
+        net = float(np.mean(wf[-1] - wf[0] - np.swapaxes(bf[-1] - bf[0], -1, -2)))
+        layers[f"l{j}"] = {"W_scale": sw, "B_scale": sb, "rms_dD": rms_d, "rms_dW": rms_w,
+                           "ratio": rms_d / rms_w if rms_w else float("nan"),
+                           # the systematic part: mean change per synapse and non-decay sample (float units)
+                           "mean_dD": float(dd.mean()), "mean_dW": float(dw.mean()), "mean_dB": float(db.mean()),
+                           "net_D_change": net}  # fmt: skip
+    return {"weight_bits": int(weight_bits), "trace_bits": int(trace_bits), "fix": fix, "seed": int(seed),
+            "n_samples": int(n_samples), "layers": layers}  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------- precision sweep
 
-PRECISION_DEFAULTS: dict[str, Any] = {"epochs": 10, "record_every": 1347, "n_train": 0}
+PRECISION_DEFAULTS: dict[str, Any] = {"epochs": 10, "record_every": 1347, "n_train": 0, "pad_rules": 0}
 
 
 def precision_point(params: Mapping[str, Any], target: Any, backend: str, seeds: list[int]) -> list[dict[str, Any]]:
@@ -363,7 +498,10 @@ def precision_point(params: Mapping[str, Any], target: Any, backend: str, seeds:
     epochs, one trial per seed; ``backend="reference"`` runs the float64 ground truth (equal to the IR circuit in
     the float reference, see the module doc), a fixed-point backend the circuit compiled for ``target``.
 
-    ``n_train`` > 0 trains on the first ``n_train`` images only (tests).  Metrics per seed: ``test_accuracy``
+    ``n_train`` > 0 trains on the first ``n_train`` images only (tests); ``pad_rules`` 1 gives the rules
+    :func:`~neuro_hw.circuits.self_assembly.rule_padding` extra ``x0`` factors for ``target`` (the fix of
+    docs/self-assembly.md §4.4 for weight widths above 8 bits; 0, the default, is the circuit as swept there).
+    Metrics per seed: ``test_accuracy``
     (%), ``angle_l1`` .. ``angle_l3`` and ``angle_max`` (final, degrees),
     ``rel_diff_max`` (final ``|W - B^T| / |W|``, largest layer) and ``assembled`` (``angle_max < 10``)."""
     unknown = sorted(set(params) - set(PRECISION_DEFAULTS))
@@ -384,6 +522,10 @@ def precision_point(params: Mapping[str, Any], target: Any, backend: str, seeds:
 
         if backend != "emulator":
             raise ValueError(f"precision_point runs on 'reference' or 'emulator', got {backend!r}")
+        if int(q["pad_rules"]):
+            from neuro_hw.circuits.self_assembly import rule_padding
+
+            spec = replace(spec, rule_padding=rule_padding(_target(None) if target is None else target))
         run = train_circuit(spec, task, seeds, "emulator", target=target, record_every=int(q["record_every"]))
         angle, rel, acc = run.angle[:, -1], run.rel_diff[:, -1], run.test_accuracy[:, -1]
     rows = []
