@@ -12,7 +12,8 @@ wired: :func:`add_parser`, :func:`main`).  Stages, each reading the JSON of the 
   alignment angles; the cost of each hardware approximation;
 * ``lava``       -- the first 200 steps of an episode, emulator vs Lava 0.10 fixed_pt, every value;
 * ``precision``  -- the on-chip F_bio form on emulator variants (weight bits x trace bits), through
-  :func:`neuro_hw.sweep.run_sweep`;
+  :func:`neuro_hw.sweep.run_sweep`; ``precision-pool`` the same for the chip pool meta-learned on the emulator
+  (``meta_plasticity_precision_pool.json``);
 * ``speed``      -- 100 evaluation episodes on the emulator (batched) vs the float reference (timed on fewer);
 * ``report``     -- the results table and the plots (PNG) from the JSON files.
 """
@@ -200,19 +201,19 @@ def _emulator_eval(theta: Sequence[float], seeds: Sequence[int], target: object 
 
 
 def clip_to_box(theta: Sequence[float], box: GainBox = STANDARD_BOX) -> tuple[np.ndarray, bool]:
-    """``theta`` with its chip gains clipped into ``box`` (and whether anything was clipped); thetaH and thetaO
-    are clipped to >= 0 (the Program's formats)."""
+    """``theta`` with its chip gains clipped into ``box`` (and whether anything was clipped); theta0, thetaH and
+    thetaO are clipped to >= 0 (the Program's formats: its ``me`` gain connection is excitatory-only)."""
     th = theta_vector(theta).copy()
     clipped = False
     h, o = th[9] + th[HEBB], th[9] + th[OJA_LOCAL]
     if th[9]:
         th[HEBB], th[OJA_LOCAL], th[9] = h, o, 0.0
     for r, limit in ((0, box.theta0), (HEBB, box.hebb), (OJA_LOCAL, box.oja)):
-        # the box's Program is compiled from its corner rule, where mh = -hebb * I: an inhibitory-only connection,
-        # so thetaH < 0 (anti-Hebbian) does not fit its weight format (refused by the per-trial weights)
-        lo = 0.0 if r in (HEBB, OJA_LOCAL) else -limit
-        if not lo <= th[r] <= limit:
-            th[r], clipped = float(np.clip(th[r], lo, limit)), True
+        # the box's Program is compiled from its corner rule, where me = theta0 * I and mh = -hebb * I are
+        # excitatory- and inhibitory-only connections, so theta0 < 0 or thetaH < 0 (anti-Hebbian) does not fit
+        # their weight formats (refused by the per-trial weights)
+        if not 0.0 <= th[r] <= limit:
+            th[r], clipped = float(np.clip(th[r], 0.0, limit)), True
     if th[3] != box.theta3:
         th[3], clipped = box.theta3, True
     return th, clipped
@@ -335,13 +336,21 @@ def evaluate_precision(params: dict[str, Any], target: Any, backend: str, seeds:
     return [{"accuracy": float(a)} for a in acc]
 
 
-def stage_precision(args: argparse.Namespace) -> dict[str, Any]:
+def stage_precision(args: argparse.Namespace, rule: str = "F_bio_chip") -> dict[str, Any]:
+    """The precision sweep of ``rule``: ``F_bio_chip`` (F_bio's chip form, clipped into the box; stage
+    ``precision``) or ``pool_fixed`` (the chip pool meta-learned on the emulator; stage ``precision-pool``)."""
     from neuro_hw.sweep import PlotSpec, SweepSpec, run_sweep
 
-    meta = _read("meta", args.out)["arms"]
-    theta, _ = clip_to_box(meta["F_bio_chip"]["theta"])
+    if rule == "F_bio_chip":
+        theta, _ = clip_to_box(_read("meta", args.out)["arms"]["F_bio_chip"]["theta"])
+        name = "meta_plasticity_precision"
+    elif rule == "pool_fixed":
+        theta, _ = clip_to_box(_read("meta_emulator", args.out)["arm"]["theta"])
+        name = "meta_plasticity_precision_pool"
+    else:
+        raise ValueError(f"unknown precision rule {rule!r} (F_bio_chip or pool_fixed)")
     spec = SweepSpec(
-        name="meta_plasticity_precision",
+        name=name,
         evaluate="neuro_hw.circuits.meta_plasticity_acceptance:evaluate_precision",
         params={"theta": ",".join(repr(float(v)) for v in theta)},
         grid={
@@ -351,12 +360,19 @@ def stage_precision(args: argparse.Namespace) -> dict[str, Any]:
         backends=["reference", "emulator"],
         baseline="reference",
         seeds=list(range(args.episodes)),
-        plots=[PlotSpec("precision", "accuracy", file="meta_plasticity_precision.png")],
+        plots=[PlotSpec("precision", "accuracy", file=f"{name}.png")],
     )
     result = run_sweep(spec, str(args.out), serial=args.serial, workers=args.workers, progress=False)
     from neuro_hw.sweep import read_csv
 
-    rows = [r for r in read_csv(result.csv) if r.get("status") == "ok"]
+    # one row per (backend, widths, episode): a table resumed across emulator versions holds a point's episodes
+    # once per version (identical accuracies were measured for 64 such pairs); the last row counts
+    latest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for r in read_csv(result.csv):
+        if r.get("status") == "ok":
+            widths = (r.get("param.target.weights.bits", ""), r.get("param.target.learning.trace_bits", ""))
+            latest[(r["backend"], *widths, str(r["seed"]))] = r
+    rows = list(latest.values())
     ref = [float(r["metric.accuracy"]) for r in rows if r["backend"] == "reference"]
     table: dict[tuple[int, int], list[float]] = {}
     for r in rows:
@@ -368,8 +384,9 @@ def stage_precision(args: argparse.Namespace) -> dict[str, Any]:
                "fraction_of_float": float(np.mean(v)) / float_acc} for (w, t), v in sorted(table.items())]  # fmt: skip
     keep = [p for p in points if p["fraction_of_float"] >= 0.9]
     fewest = min(keep, key=lambda p: (p["weight_bits"] + p["trace_bits"], p["weight_bits"])) if keep else None
-    return {"theta": theta.tolist(), "float_accuracy": float_acc, "points": points, "fewest_bits_90": fewest,
-            "episodes": args.episodes, "csv": str(result.csv), "failures": len(result.failures)}  # fmt: skip
+    return {"rule": rule, "theta": theta.tolist(), "float_accuracy": float_acc, "points": points,
+            "fewest_bits_90": fewest, "episodes": args.episodes, "csv": str(result.csv),
+            "failures": len(result.failures)}  # fmt: skip
 
 
 # -- speed ------------------------------------------------------------------------------------------------------
@@ -435,6 +452,7 @@ STAGES = {
     "evaluate": stage_evaluate,
     "lava": stage_lava,
     "precision": stage_precision,
+    "precision-pool": lambda args: stage_precision(args, rule="pool_fixed"),
     "speed": stage_speed,
 }
 
@@ -455,7 +473,8 @@ def arguments(parser: argparse.ArgumentParser, default_stage: str | None = None)
         "quick: the four baselines with the meta-learned theta on 20 held-out episodes in float (seconds); "
         "agreement: numpy vs the IR circuit in the float reference; meta: CMA-ES in float; meta-emulator: CMA-ES "
         "on the fixed-point emulator; evaluate: the results table on held-out episodes; lava: emulator vs Lava; "
-        "precision: weight x trace bits; speed: emulator vs reference; report: table and plots from the JSON"
+        "precision: weight x trace bits (F_bio's chip form); precision-pool: the same for the pool meta-learned on "
+        "the emulator; speed: emulator vs reference; report: table and plots from the JSON"
     )
     choices = ["quick", *STAGES, "report"]
     if default_stage is None:
@@ -508,6 +527,7 @@ DEFAULT_EPISODES = {
     "meta-emulator": 8,
     "evaluate": 100,
     "precision": 100,
+    "precision-pool": 32,
     "speed": 100,
 }
 

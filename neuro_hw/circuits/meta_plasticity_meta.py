@@ -289,8 +289,10 @@ def run_meta(
         sweep = SweepSpec(name=f"{name}_r{restart}", evaluate="neuro_hw.circuits.meta_plasticity_meta:evaluate",
                           params=params, backends=[backend], seeds=list(range(episodes)))  # fmt: skip
         bounds = [math.asinh(limits[r] / space.scales[r]) if limits and r in limits else 8.0 for r in terms_t]
-        # on the emulator the box's Program takes thetaH >= 0 only (its Hebbian gain connection is inhibitory)
-        lows = [0.0 if backend == "emulator" and r == HEBB else -b for r, b in zip(terms_t, bounds, strict=True)]
+        # on the emulator the box's Program takes theta0 >= 0 and thetaH >= 0 only: its gain connections are
+        # sign-restricted (me: excitatory, mh: inhibitory); a candidate outside is refused by the per-trial weights
+        # (the first emulator run lost 2 of 64 candidates to theta0 < 0)
+        lows = [0.0 if backend == "emulator" and r in (0, HEBB) else -b for r, b in zip(terms_t, bounds, strict=True)]
         variables = [Variable(f"x{i}", float(np.clip(x_start[i], lo, b)), lo, b)
                      for i, (lo, b) in enumerate(zip(lows, bounds, strict=True))]  # fmt: skip
         spec = PopulationSpec(sweep, variables, metric="loss", goal="min", method="cma", generations=generations,

@@ -26,6 +26,7 @@ SECTIONS: dict[str, str] = {
     "fa-digits": "neuro_hw.demo.fa_digits",
     "self-assembly": "neuro_hw.demo.self_assembly",
     "heterosynaptic": "neuro_hw.demo.heterosynaptic",
+    "meta-plasticity": "neuro_hw.demo.meta_plasticity",
 }
 
 

@@ -57,10 +57,6 @@ def _exact_check(seed: int, steps: int) -> ExactCheck:
         return exact_check(program, sched.present(task.x_train[order], task.t_train[order]), steps, seed)
 
 
-#: kept for the other sections' imports while they move to :func:`~neuro_hw.demo.model.compile_table`
-_compile_table = compile_table
-
-
 def run_section(
     out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
 ) -> Section:

@@ -59,6 +59,52 @@ def test_quick_stage_reports_a_missing_meta_file(tmp_path, capsys):
     assert "meta_plasticity_meta.json is missing" in capsys.readouterr().out
 
 
+def _feedback_fits(margin: float, bits: int, monkeypatch) -> str:
+    """Compile the box's Program at ``bits`` weight bits with the feedback template at ``margin`` and quantise the
+    feedback of episodes 0..59; '' if every weight fits, else the refusal."""
+    import neuro_hw
+    from neuro_hw.circuits import meta_plasticity_run as mr
+    from neuro_hw.compiler.target import load_target
+    from neuro_hw.compiler.trial_weights import trial_weights as int_trial_weights
+    from neuro_hw.errors import InputError
+
+    monkeypatch.setattr(mc, "FEEDBACK_MARGIN", margin)
+    circuit, _ = mr._template_circuit(mc.CHIP_CONFIG, BOX)
+    target = load_target("loihi2").variant(**{"weights.bits": bits})
+    program = neuro_hw.compile(circuit, target=target, dt=mc.DT, **mc.ChipRanges().compile_options(mc.CHIP_CONFIG, BOX))
+    ws, bs = mn.init_weights(mc.CHIP_CONFIG, list(range(60)))  # episode seeds 0..59
+    feedback = {k: v for k, v in mc.trial_weights(mc.CHIP_CONFIG, ws, bs).items() if k.startswith("b")}
+    try:
+        ints = int_trial_weights(program, feedback, 60)
+    except InputError as err:
+        return str(err)
+    lo, hi = program.engine.weight_range("mixed")
+    assert all(lo <= int(v.min()) and int(v.max()) <= hi for v in ints.values())
+    return ""
+
+
+def test_feedback_template_fits_every_episode_at_5_weight_bits(monkeypatch):
+    """Mixed-sign weights round to even integers: without the template's margin over the Xavier bound, an episode's
+    B_5 entry near the bound needs the integer 32 at 5 weight bits (range -32..31) and is refused."""
+    assert _feedback_fits(mc.FEEDBACK_MARGIN, 5, monkeypatch) == ""
+    assert "needs the integer 32" in _feedback_fits(0.0, 5, monkeypatch)
+
+
+def test_demo_reads_the_committed_rules_and_the_builder_refuses_f2():
+    """The demo section's inputs: the committed meta-learned rules (F_bio's F2 with the aligning sign, the
+    emulator-learned pool inside the Program's gain box) and the circuit builder's refusal of F2."""
+    from neuro_hw.circuits.meta_plasticity_acceptance import clip_to_box
+    from neuro_hw.demo.meta_plasticity import _f2_refusal, committed_rules
+
+    rules = committed_rules()
+    assert set(rules) == {"BP", "FA", "F_bio", "FA_chip", "F_bio_chip", "pool_fixed"}
+    assert rules["F_bio"][2] < 0 and rules["F_bio"][0] > 0  # docs/meta-plasticity.md §3: theta2 < 0 aligns W to B
+    boxed, clipped = clip_to_box(rules["pool_fixed"])
+    assert not clipped and np.array_equal(boxed, rules["pool_fixed"])  # learned inside the box: runs as learned
+    assert clip_to_box(mn.theta_vector({0: -0.01}))[0][0] == 0.0  # theta0 < 0 does not fit the Program either
+    assert "presynaptic error" in _f2_refusal(rules["F_bio"])
+
+
 # -- slow: the emulator against the float ground truth --------------------------------------------------------
 @pytest.mark.slow
 def test_emulator_learns_like_the_float_chip_form():
