@@ -17,6 +17,8 @@ across neurons (DC), V's drift (HS) and the Hebbian overlap.  Run on identical s
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +100,8 @@ def run_section(
     from tqdm.auto import tqdm
 
     stages = tqdm(total=2, desc="heterosynaptic: float and fixed, Lava check", disable=not progress, leave=False)
-    data = hardware(size.samples, (8,), seed=size.seed, every=100)
+    with contextlib.redirect_stdout(io.StringIO()):  # the stage's own progress lines; the section prints its summary
+        data = hardware(size.samples, (8,), seed=size.seed, every=100)
     stages.update()
     fl, fx = data["runs"]["reference"], data["runs"]["emulator_w8"]
     rows = []
