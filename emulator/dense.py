@@ -28,7 +28,9 @@ spike at step t reaches the target at t+1)::
 
 The compiled kernel :func:`send_one` computes one trial's exact int64 sums over the rows of the nonzero
 inputs only (the weights are stored pre-major), then the shift and the int32 wrap as above; the step
-kernel (:mod:`.step_kernel`) calls it and moves the delay line.
+kernel (:mod:`.step_kernel`) calls it and moves the delay line.  A static matrix that is mostly zeros (a
+DelayDense's delay blocks, a folded ``Delay`` node, sparse wiring; at most ``SPARSE_DENSITY`` nonzero) sends
+through :func:`send_sparse` over its rows' nonzero entries instead: the same integer sums.
 """
 
 from __future__ import annotations
@@ -136,6 +138,45 @@ def send_one(
             out[k] = wrap32(shift(acc[k], weight_exp))
 
 
+@njit
+def send_sparse(
+    ptr: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    s: np.ndarray,
+    row: int,
+    active: np.ndarray,
+    n_active: int,
+    graded: bool,
+    wrap_first: bool,
+    weight_exp: int,
+    out: np.ndarray,
+    acc: np.ndarray,
+) -> None:
+    """:func:`send_one` for a mostly-zero weight matrix stored by rows (CSR): pre neuron ``j``'s nonzero weights are
+    ``vals[ptr[j]:ptr[j+1]]`` in columns ``cols[...]``.  The int64 sums are the same integers (only the zero terms
+    are skipped), so the output is identical; the work per active input is its nonzero weights, not ``m``."""
+    m = out.shape[0]
+    for k in range(m):
+        acc[k] = 0
+    for q in range(n_active):
+        j = active[q]
+        sj = np.int64(s[row, j]) if graded else np.int64(1)
+        for e in range(ptr[j], ptr[j + 1]):
+            acc[cols[e]] += sj * vals[e]
+    if wrap_first:
+        for k in range(m):
+            out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
+    else:
+        for k in range(m):
+            out[k] = wrap32(shift(acc[k], weight_exp))
+
+
+#: A static (Delay)Dense whose weight matrix (all delay blocks) has at most this fraction of nonzero entries sends
+#: through :func:`send_sparse` (DelayDense: each synapse sits in one of the D blocks, so its density is <= 1/D).
+SPARSE_DENSITY = 0.25
+
+
 class DenseSynapse:
     """The state of a static Dense (or DelayDense when ``delays`` is given) for ``B`` trials.
 
@@ -188,3 +229,18 @@ class DenseSynapse:
         # spiking path reads per step (it is bandwidth-bound for large layers)
         fits = mat.size == 0 or (mat.min() >= np.iinfo(np.int16).min and mat.max() <= np.iinfo(np.int16).max)
         self.mat = np.ascontiguousarray(mat, dtype=np.int16 if fits else np.int32)
+        # mostly zeros (delay blocks, folded Delay nodes, sparse wiring): the rows' nonzero entries (CSR, per
+        # weight set), sent by send_sparse; the same integers as the dense send
+        nonzero = self.mat != 0
+        self.sparse = bool(self.mat.size) and float(nonzero.mean()) <= SPARSE_DENSITY
+        if self.sparse:
+            counts = nonzero.sum(axis=2)  # (Bw, n_pre)
+            width = max(int(counts.sum(axis=1).max()), 1)
+            self.ptr = np.zeros((len(self.mat), self.n_pre + 1), dtype=np.int64)
+            self.ptr[:, 1:] = np.cumsum(counts, axis=1)
+            self.cols = np.zeros((len(self.mat), width), dtype=np.int64)
+            self.vals = np.zeros((len(self.mat), width), dtype=self.mat.dtype)
+            for i, m in enumerate(self.mat):
+                rows, cols = np.nonzero(m)  # row-major order: pre neuron by pre neuron
+                self.cols[i, : len(cols)] = cols
+                self.vals[i, : len(cols)] = m[rows, cols]

@@ -83,7 +83,7 @@ import numpy as np
 from numba import njit
 
 from neuro_hw.emulator.conv import send_conv
-from neuro_hw.emulator.dense import active_indices, send_one
+from neuro_hw.emulator.dense import active_indices, send_one, send_sparse
 from neuro_hw.emulator.glue import (
     accumulate, accumulate_row, advance_delay_line, advance_uniform_delay_line, clear_registers, record_bank,
     record_synapses, set_registers, zero,
@@ -289,11 +289,23 @@ class StepKernel:
                     f"c{c}_mat_b = c{c}_mat[b if c{c}_mat.shape[0] > 1 else 0]",
                     f"c{c}_acc = np.empty(c{c}_mat.shape[2], dtype=np.int64)",
                 ]
+                if conn.sparse:  # mostly zeros: the rows' nonzero entries only (the same sums)
+                    args += [f"c{c}_ptr", f"c{c}_cols", f"c{c}_vals"]
+                    init += [
+                        f"c{c}_w = 1 if c{c}_ptr.shape[0] > 1 else 0",
+                        f"c{c}_ptr_b = c{c}_ptr[b * c{c}_w]",
+                        f"c{c}_cols_b = c{c}_cols[b * c{c}_w]",
+                        f"c{c}_vals_b = c{c}_vals[b * c{c}_w]",
+                    ]
+                    weights = f"c{c}_ptr_b, c{c}_cols_b, c{c}_vals_b"
+                    send = "send_sparse"
+                else:
+                    weights, send = f"c{c}_mat_b", "send_one"
                 if not conn.delayed:
                     args.append(f"c{c}_out")
                     init.append(f"c{c}_out_b = c{c}_out[b]")
                     body.append(
-                        f"send_one(c{c}_mat_b, {src}, row, {act}, {graded}, {graded}, c{c}_we, c{c}_out_b, c{c}_acc)"
+                        f"{send}({weights}, {src}, row, {act}, {graded}, {graded}, c{c}_we, c{c}_out_b, c{c}_acc)"
                     )
                     continue
                 args += [f"c{c}_line", f"c{c}_head0"]
@@ -303,7 +315,7 @@ class StepKernel:
                     f"c{c}_head = c{c}_head0",
                 ]
                 body += [  # delay k arrives k steps after the next
-                    f"send_one(c{c}_mat_b, {src}, row, {act}, {graded}, False, c{c}_we, c{c}_sent, c{c}_acc)",
+                    f"{send}({weights}, {src}, row, {act}, {graded}, False, c{c}_we, c{c}_sent, c{c}_acc)",
                     f"c{c}_head = advance_delay_line(c{c}_line_b, c{c}_head, c{c}_sent)",
                 ]
                 continue
@@ -437,6 +449,8 @@ class StepKernel:
                 continue
             if isinstance(conn, DenseSynapse):
                 values[f"c{c}_mat"] = conn.mat
+                if conn.sparse:
+                    values.update({f"c{c}_ptr": conn.ptr, f"c{c}_cols": conn.cols, f"c{c}_vals": conn.vals})
                 if conn.delayed:
                     values.update({f"c{c}_line": conn.ring, f"c{c}_head0": conn.head})
                 else:

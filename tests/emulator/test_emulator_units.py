@@ -553,3 +553,27 @@ def test_generated_kernels_carry_a_hash_of_the_kernel_modules():
     conn = ConnectionProgram("c", "in", "p", np.full((2, 3), 4), learning=lp)
     run = EmulatorRun(program(inputs=[InputProgram("in", 3)], neurons=[lif("p", 2)], connections=[conn]), [0])
     assert run.kernel.source.splitlines()[0].endswith(f"(kernel modules {digest.hexdigest()[:16]})")
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+def test_sparse_send_equals_the_dense_send(monkeypatch, delayed):
+    """A mostly-zero static (Delay)Dense sends through the rows' nonzero entries (CSR) -- the same int64 sums, so
+    every recorded value equals the dense send's, also with per-trial weights and wrap-around (weights near the
+    int32 limit after the exponent)."""
+    from neuro_hw.emulator import dense
+
+    rng = np.random.default_rng(5)
+    n_pre, n_post, steps = 30, 12, 40
+    w = np.where(rng.random((n_post, n_pre)) < 0.15, rng.integers(-255, 256, (n_post, n_pre)), 0)
+    delays = rng.integers(0, 4, (n_post, n_pre)) if delayed else None
+    conn = ConnectionProgram("c", "in", "p", w, weight_exp=7, delays=delays)
+    prog = program(inputs=[InputProgram("in", n_pre)], neurons=[lif("p", n_post, du=100, vth=1 << 16)],
+                   connections=[conn])  # fmt: skip
+    x = (rng.random((3, steps, n_pre)) < 0.3).astype(np.int64)
+    per_trial = {"c": np.stack([w, -w, w // 2])}  # (B, n_post, n_pre): one weight set per trial
+    runs = {}
+    for density in (0.0, 1.0):  # never sparse, always sparse
+        monkeypatch.setattr(dense, "SPARSE_DENSITY", density)
+        runs[density] = run_program_emulator(prog, {"in": x}, steps, seed=[0, 1, 2], weights=per_trial)
+    assert first_mismatch(runs[0.0], runs[1.0]) is None
+    assert np.abs(runs[1.0].states["p.u"]).max() > 1 << 20  # the sums are large enough to matter
