@@ -53,7 +53,13 @@ def load_generated(source: str, prefix: str) -> ModuleType:
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
-        os.replace(tmp, path)  # atomic: concurrent processes write the same text
+        try:  # created once, atomically: a rewrite would change the file's time stamp, which numba's cache of
+            os.link(tmp, path)  # the module is keyed on, so a process loading it would compile it again
+        except FileExistsError:
+            if path.read_text() != source:  # not what another process wrote: a damaged entry
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     name = f"neuro_hw_generated_{key}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -70,9 +76,14 @@ def compile_lock(module: ModuleType) -> Iterator[None]:
     functions compiles them (or loads them from numba's disk cache): another process that needs the same kernel
     waits here and then finds it compiled.  Released when the process dies, so a killed compile blocks nobody."""
     path = Path(module.__file__ or "").with_suffix(".lock")
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:  # read-only is enough for flock (a cache shared by several users may hold another user's lock file)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:  # no lock file possible here: compile without coordinating
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -145,7 +145,7 @@ class EmulatorRun:
                 per_trial.get(name, conn.weights), conn.sign_mode, conn.num_weight_bits, bits
             )
             eng = LearningEngine(
-                name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=self.full,
+                name, conn.learning, w, conn.sign_mode, self.seeds, index, 0, keep_traces=True,
                 engine=program.engine,
             )  # fmt: skip
             self.engines[name] = eng

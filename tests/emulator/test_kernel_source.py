@@ -118,3 +118,43 @@ def test_the_first_call_of_a_kernel_holds_its_cache_lock(tmp_path, monkeypatch):
         assert other_process() == "held"
         assert module.f(1) == 2
     assert other_process() == "free" and module.f.signatures
+
+
+def test_a_changed_kernel_module_flushes_the_fixed_kernels_cache(tmp_path, monkeypatch):
+    """numba keys a cached function by its own file; a fixed kernel cached before an edit of a module it calls
+    (intmath.py) would keep the old code.  The kernel modules' fingerprint is stamped beside their cache, and a
+    different one flushes the cache index (a toy cached function stands in for the fixed kernels here)."""
+    import importlib.util
+
+    from neuro_hw.emulator.step_kernel import _invalidate_stale_kernel_caches
+
+    (tmp_path / "toy_kernel.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n"
+    )
+    spec = importlib.util.spec_from_file_location("toy_kernel", tmp_path / "toy_kernel.py")
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+    assert toy.f(1) == 2
+    cache_file = toy.f._cache._cache_file
+    assert cache_file._load_index()  # compiled and cached
+    _invalidate_stale_kernel_caches([toy.f], "fingerprint-a")
+    stamp = tmp_path / "__pycache__" / "neuro_hw_kernel_modules.fingerprint"
+    assert stamp.read_text() == "fingerprint-a" and not cache_file._load_index()  # flushed: recompiled on next use
+    assert toy.f.py_func(1) == 2
+    toy.f.recompile()  # caches again
+    assert cache_file._load_index()
+    _invalidate_stale_kernel_caches([toy.f], "fingerprint-a")  # unchanged modules: the cache stays
+    assert cache_file._load_index()
+
+
+def test_record_modes_share_the_kernel_when_a_trace_is_not_read():
+    """A trace with an impulse that no rule reads is still kept when only spikes are recorded, so the trace layout
+    (and the rule function) is the same in both modes."""
+    from emulator_cases import learning, lif, program
+
+    from neuro_hw.compiler.program import ConnectionProgram, InputProgram
+
+    lp = learning({"dw": "2^-3*x1*y0 - 2^-3*y1*x0"}, {"x1": 8.0, "y1": 8.0, "x2": 4.0}, {"x1": 4, "y1": 4, "x2": 4})
+    conn = ConnectionProgram("c", "in", "p", np.full((2, 3), 4), learning=lp)
+    prog = program(inputs=[InputProgram("in", 3)], neurons=[lif("p", 2)], connections=[conn])
+    assert EmulatorRun(prog, [0], record="all").kernel.source == EmulatorRun(prog, [0], record="spikes").kernel.source
