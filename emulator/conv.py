@@ -25,7 +25,8 @@ import numpy as np
 
 from neuro_hw.ir.conv import ConvGeometry
 
-from .intmath import njit, shift, wrap32
+from .dense import emit
+from .intmath import njit
 
 
 @njit
@@ -59,12 +60,7 @@ def send_conv(
         else:
             for e in range(lo, hi):
                 acc[rows[e]] += kernel[taps[e]]
-    if wrap_first:
-        for k in range(m):
-            out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
-    else:
-        for k in range(m):
-            out[k] = wrap32(shift(acc[k], weight_exp))
+    emit(acc, wrap_first, weight_exp, out)
 
 
 class ConvSynapse:

@@ -96,6 +96,18 @@ def active_indices(s: np.ndarray, row: int, out: np.ndarray) -> int:
 
 
 @njit
+def emit(acc: np.ndarray, wrap_first: bool, weight_exp: int, out: np.ndarray) -> None:
+    """A send's exact int64 sums ``acc`` shifted by ``weight_exp`` and wrapped to int32 into ``out`` (module doc); with
+    ``wrap_first`` (graded Dense, LearningDense, Conv) wrapped to int32 first and shifted in int32."""
+    if wrap_first:
+        for k in range(out.shape[0]):
+            out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
+    else:
+        for k in range(out.shape[0]):
+            out[k] = wrap32(shift(acc[k], weight_exp))
+
+
+@njit
 def send_one(
     w: np.ndarray,
     s: np.ndarray,
@@ -130,12 +142,7 @@ def send_one(
         else:
             for k in range(m):
                 acc[k] += w[j, k]
-    if wrap_first:
-        for k in range(m):
-            out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
-    else:
-        for k in range(m):
-            out[k] = wrap32(shift(acc[k], weight_exp))
+    emit(acc, wrap_first, weight_exp, out)
 
 
 @njit
@@ -164,12 +171,7 @@ def send_sparse(
         sj = np.int64(s[row, j]) if graded else np.int64(1)
         for e in range(ptr[j], ptr[j + 1]):
             acc[cols[e]] += sj * vals[e]
-    if wrap_first:
-        for k in range(m):
-            out[k] = wrap32(shift(wrap32(acc[k]), weight_exp))
-    else:
-        for k in range(m):
-            out[k] = wrap32(shift(acc[k], weight_exp))
+    emit(acc, wrap_first, weight_exp, out)
 
 
 #: A static (Delay)Dense whose weight matrix (all delay blocks) has at most this fraction of nonzero entries sends
