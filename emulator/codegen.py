@@ -87,3 +87,18 @@ def compile_lock(module: ModuleType) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def recursion_headroom(limit: int = 50_000) -> Iterator[None]:
+    """Python's recursion limit raised to ``limit`` while a generated function compiles (restored afterwards).
+
+    numba's SSA pass recurses deeper the larger the function; the step kernels of the seed circuits (24-25
+    populations, 36-44 connections) compile within the default limit of 1000 since they call their kernels instead
+    of inlining them (measured), but a generated function keeps growing with the circuit's nodes."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)

@@ -45,7 +45,7 @@ import numpy as np
 
 from neuro_hw.compiler.program import Program
 
-from .codegen import compile_lock, load_generated
+from .codegen import compile_lock, load_generated, recursion_headroom
 from .conv import ConvSynapse
 from .dense import DenseSynapse
 from .graded import GradedPopulation
@@ -520,7 +520,7 @@ class StepKernel:
         thread that is slowed down (another process on its core) does not hold up the others."""
         ordered = [values[k] for k in self.arg_names[2:]]
         if not self.function.signatures:  # the first call compiles (or loads) it: once per machine at a time
-            with compile_lock(self.module):
+            with compile_lock(self.module), recursion_headroom():
                 self.function(0, 0, *ordered)  # no trials: types only
         workers = min(worker_count(), batch)
         if workers <= 1:

@@ -84,7 +84,7 @@ def precision_point(params: Mapping[str, Any], target: Any, backend: str, seeds:
     ``emulator``: the circuit compiled for ``target``) and return :func:`trial_metrics` per seed."""
     import neuro_hw
     from neuro_hw.circuits.digits import epoch_order, load_digits_split, one_hot
-    from neuro_hw.circuits.heterosynaptic_run import deep_compile, hardware_setup
+    from neuro_hw.circuits.heterosynaptic_run import hardware_setup
 
     unknown = sorted(set(params) - set(PRECISION_DEFAULTS))
     if unknown:
@@ -107,9 +107,8 @@ def precision_point(params: Mapping[str, Any], target: Any, backend: str, seeds:
         else:
             trace_max = 2 ** int(target.learning.trace_bits) - 1  # the signals' levels follow the trace width
             program = neuro_hw.compile(circuit, target=target, dt=hc.DT, **hc.compile_options(spec, trace_max))
-            with deep_compile():
-                result = neuro_hw.run(program, stim, steps, backend="emulator", seed=int(seed),
-                                      weights_every=sched.period * every)  # fmt: skip
+            result = neuro_hw.run(program, stim, steps, backend="emulator", seed=int(seed),
+                                  weights_every=sched.period * every)  # fmt: skip
         rows.append(trial_metrics(topo, spec.params, hc.recorded_weights(result), every, x[:n_probe], t[:n_probe],
                                   sp.x_test, sp.y_test))  # fmt: skip
     return rows

@@ -25,12 +25,9 @@ The results in ``docs/heterosynaptic.md`` come from ``--stages curves,meta,flex,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,20 +40,6 @@ from neuro_hw.circuits import heterosynaptic_sims as hs
 
 STAGES = ("curves", "meta", "flex", "evolution", "hardware", "precision", "lava")
 DEFAULT_STAGES = ("curves", "meta")
-
-
-@contextlib.contextmanager
-def deep_compile(recursion: int = 50_000, stack_bytes: int = 512 * 2**20) -> Iterator[None]:
-    """Room for numba to compile the emulator's straight-line step kernel of a circuit with many connections
-    (numba's SSA pass recurses deeper than Python's default limit); restored afterwards."""
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
-    sys.setrecursionlimit(max(old_limit, recursion))
-    threading.stack_size(stack_bytes)
-    try:
-        yield
-    finally:
-        threading.stack_size(old_stack)
-        sys.setrecursionlimit(old_limit)
 
 
 # ------------------------------------------------------------------------------------------------ hardware
@@ -136,9 +119,8 @@ def hardware(n_samples: int = 1347, weight_bits: Sequence[int] = (8, 6, 5, 4), s
         target = base if bits == 8 else base.variant(**{"weights.bits": int(bits)})
         start = time.perf_counter()
         program = neuro_hw.compile(circuit, target=target, dt=hc.DT, **hc.compile_options(spec))
-        with deep_compile():
-            emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed,
-                               weights_every=sched.period * every)  # fmt: skip
+        emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed,
+                           weights_every=sched.period * every)  # fmt: skip
         rules = [f"{r.synapse}.{r.target}: {r.microcode}" for r in program.report.rules]
         summarise(hc.recorded_weights(emu), f"emulator_w{bits}", time.perf_counter() - start, {"rules": rules})
     return out
@@ -157,8 +139,7 @@ def lava_check(steps: int = 200, seed: int = 0) -> dict[str, Any]:
     n = -(-steps // sched.period)
     order = epoch_order(sp.n_train, 1, seed)[:n]
     stim = sched.present(sp.x_train[order], one_hot(sp.y_train[order]))
-    with deep_compile():
-        emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed)
+    emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed)
     lava = neuro_hw.run(program, stim, steps, backend="lava", seed=seed)
     c = compare(lava, emu, "exact")
     return {"steps": steps, "passed": bool(c.passed and not c.only_in_one), "compared_values": int(c.compared_values),

@@ -44,11 +44,8 @@ neuron silent for an image (hard softplus 0) has ``x0 = 0`` and does not learn, 
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import nir
@@ -389,21 +386,3 @@ def episode_circuit(
     circuit, schedule = build_circuit(config, theta, [w[0] for w in ws], feedback_template([b[0] for b in bs]),
                                       box, dt)  # fmt: skip
     return circuit, schedule, trial_weights(config, ws, bs, thetas, box)
-
-
-@contextlib.contextmanager
-def deep_compile(recursion: int = 50_000, stack_bytes: int = 512 * 2**20) -> Iterator[None]:
-    """Room for numba to compile this circuit's emulator step kernel (restored afterwards).
-
-    The emulator generates one straight-line numba function per circuit structure; for this circuit (about 50
-    connections) numba's SSA pass recurses deeper than Python's default limit (``RecursionError`` in
-    ``numba/core/ssa.py``), and the first call may run in a worker thread whose default stack is too small.
-    A known core issue (also met by the P1 circuit); this raises both limits while the kernel compiles."""
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
-    sys.setrecursionlimit(max(old_limit, recursion))
-    threading.stack_size(stack_bytes)
-    try:
-        yield
-    finally:
-        threading.stack_size(old_stack)
-        sys.setrecursionlimit(old_limit)

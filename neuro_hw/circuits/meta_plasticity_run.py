@@ -28,7 +28,6 @@ from neuro_hw.circuits.meta_plasticity_circuit import (
     ChipRanges,
     GainBox,
     build_circuit,
-    deep_compile,
     episode_steps,
     feedback_template,
     initial_weights,
@@ -146,12 +145,11 @@ def run_emulator(
         int_w = int_trial_weights(program, float_w, len(sub))
         payloads = stimulus_to_payloads(program, stimuli(schedule, sub, config.sizes[-1], n))
         data, trial_seeds, _ = normalize_inputs(program, payloads, steps, [int(s) for s in seeds[sl]])
-        with deep_compile():
-            run = EmulatorRun(program, trial_seeds, record="spikes", weights=int_w)
-            for t0 in range(0, steps, chunk):
-                t1 = min(t0 + chunk, steps)
-                part = {k: np.ascontiguousarray(v[:, t0:t1]) for k, v in data.items()}
-                out = run.advance(part, t1 - t0, [steps] if t1 == steps else [])
+        run = EmulatorRun(program, trial_seeds, record="spikes", weights=int_w)
+        for t0 in range(0, steps, chunk):
+            t1 = min(t0 + chunk, steps)
+            part = {k: np.ascontiguousarray(v[:, t0:t1]) for k, v in data.items()}
+            out = run.advance(part, t1 - t0, [steps] if t1 == steps else [])
         for layer in range(config.n_layers):
             name = f"w{layer + 1}"
             conn = program.connections[name]
@@ -221,8 +219,7 @@ def lava_check(theta: Sequence[float] | np.ndarray, box: GainBox, steps: int = 2
     weights = trial_weights(config, ws, bs, _thetas(theta, 1), box)
     stim = stimuli(schedule, ep, config.sizes[-1], n)
     t0 = time.perf_counter()
-    with deep_compile():
-        emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed, weights=weights)
+    emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed, weights=weights)
     t1 = time.perf_counter()
     lava = neuro_hw.run(program, stim, steps, backend="lava", seed=seed, weights=weights)
     t2 = time.perf_counter()

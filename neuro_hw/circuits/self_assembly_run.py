@@ -19,11 +19,8 @@ Runs go in chunks of whole samples, so that the per-step recordings stay small:
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,24 +54,6 @@ class CircuitRun:
     seconds: float = 0.0
     program: object | None = None
     notes: list[str] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def deep_compile(recursion: int = 50_000, stack_bytes: int = 512 * 2**20) -> Iterator[None]:
-    """Room for numba to compile this circuit's step kernel (restored afterwards).
-
-    The emulator generates one straight-line numba function per circuit; for this circuit (about 60
-    connections) numba's SSA pass recurses deeper than Python's default limit (``RecursionError`` in
-    ``numba/core/ssa.py``), and the first call may run in a worker thread, whose default stack is too small for
-    that depth.  Reported to the core; this raises both limits while the kernel compiles."""
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
-    sys.setrecursionlimit(max(old_limit, recursion))
-    threading.stack_size(stack_bytes)
-    try:
-        yield
-    finally:
-        threading.stack_size(old_stack)
-        sys.setrecursionlimit(old_limit)
 
 
 def _record_points(n_samples: int, every: int, n_train: int) -> list[int]:
@@ -156,8 +135,7 @@ def train_circuit(
         if backend == "emulator":
             data, _, _ = normalize_inputs(program, stimulus_to_payloads(program, stim), steps, seeds)
             sampled = [run.steps_done + sched.learning_step(k - done - 1) for k in inside]
-            with deep_compile() if done == 0 else contextlib.nullcontext():
-                chunk_rec = run.advance(data, steps, sampled)
+            chunk_rec = run.advance(data, steps, sampled)
             o = chunk_rec.states["o.y"].astype(np.float64) / o_scale
             weights = {name: chunk_rec.weights[f"{name}.w"] / w_scales[name] for name in _plastic(L)}
         else:

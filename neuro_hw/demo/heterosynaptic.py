@@ -51,15 +51,14 @@ def _exact_check(seed: int, steps: int) -> ExactCheck:
     import neuro_hw
     from neuro_hw.circuits import heterosynaptic as hc
     from neuro_hw.circuits.digits import epoch_order, load_digits_split, one_hot
-    from neuro_hw.circuits.heterosynaptic_run import deep_compile, hardware_setup
+    from neuro_hw.circuits.heterosynaptic_run import hardware_setup
 
     sp = load_digits_split()
     _, spec, _, circuit, sched = hardware_setup(seed=seed)
     program = neuro_hw.compile(circuit, dt=hc.DT, **hc.compile_options(spec))
     order = epoch_order(sp.n_train, 1, seed)[: -(-steps // sched.period)]
     stim = sched.present(sp.x_train[order], one_hot(sp.y_train[order]))
-    with deep_compile():
-        return exact_check(program, stim, steps, seed)
+    return exact_check(program, stim, steps, seed)
 
 
 def _last4(run: dict[str, Any], key: str) -> float:

@@ -106,14 +106,13 @@ def _exact_check(steps: int) -> ExactCheck:
     """The box's Program as compiled (meta-training episode 0's weights, the box's corner rule) on held-out episode
     0's images, emulator vs Lava."""
     from neuro_hw.circuits.meta_plasticity_acceptance import STANDARD_BOX
-    from neuro_hw.circuits.meta_plasticity_circuit import CHIP_CONFIG, deep_compile, stimuli
+    from neuro_hw.circuits.meta_plasticity_circuit import CHIP_CONFIG, stimuli
     from neuro_hw.circuits.meta_plasticity_meta import meta_episodes
     from neuro_hw.circuits.meta_plasticity_run import compiled_program
 
     program, schedule = compiled_program(CHIP_CONFIG, STANDARD_BOX)
     stim = stimuli(schedule, meta_episodes([0], "eval"), CHIP_CONFIG.sizes[-1], -(-steps // schedule.period))
-    with deep_compile():
-        return exact_check(program, stim, steps, 0)
+    return exact_check(program, stim, steps, 0)
 
 
 def run_section(

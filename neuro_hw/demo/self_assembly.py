@@ -46,15 +46,13 @@ def _exact_check(seed: int, steps: int) -> ExactCheck:
     from neuro_hw.circuits.self_assembly import compile_options, initial_weights, self_assembly_circuit
     from neuro_hw.circuits.self_assembly_experiments import hardware_spec
     from neuro_hw.circuits.self_assembly_numpy import digits_task
-    from neuro_hw.circuits.self_assembly_run import deep_compile
 
     task, spec = digits_task(), hardware_spec()
     w, b = initial_weights(spec, seed)
     circuit, sched = self_assembly_circuit(spec, w, b)
     program = neuro_hw.compile(circuit, dt=1e-3, **compile_options(spec))
     order = epoch_order(task.n_train, 1, seed)[: -(-steps // sched.period)]
-    with deep_compile():
-        return exact_check(program, sched.present(task.x_train[order], task.t_train[order]), steps, seed)
+    return exact_check(program, sched.present(task.x_train[order], task.t_train[order]), steps, seed)
 
 
 def run_section(

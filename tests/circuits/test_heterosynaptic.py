@@ -128,7 +128,7 @@ def test_compiled_motif_learns_on_the_emulator_with_the_monitors(split):
     from the weights read back in float units (measured: probe accuracy 0.07 -> 0.42, alignment -0.06 -> 0.52,
     phi > 0 in 80 % of the neurons; the float reference reaches 0.52 / 0.86 / 100 %).  A broken offset or rail
     would freeze V or scramble its sign.  ``slow``: numba compiles the kernel of this circuit in minutes."""
-    from neuro_hw.circuits.heterosynaptic_run import deep_compile, hardware_setup
+    from neuro_hw.circuits.heterosynaptic_run import hardware_setup
 
     topo, spec, state, circuit, sched = hardware_setup()
     program = neuro_hw.compile(circuit, dt=hc.DT, **hc.compile_options(spec))
@@ -137,9 +137,8 @@ def test_compiled_motif_learns_on_the_emulator_with_the_monitors(split):
     n = split.n_train
     x, t = split.x_train, one_hot(split.y_train)
     order = epoch_order(n, 1, 0)
-    with deep_compile():
-        emu = neuro_hw.run(program, sched.present(x[order], t[order]), sched.steps(n), backend="emulator", seed=0,
-                           weights_every=sched.period * 100)  # fmt: skip
+    emu = neuro_hw.run(program, sched.present(x[order], t[order]), sched.steps(n), backend="emulator", seed=0,
+                       weights_every=sched.period * 100)  # fmt: skip
     weights = hc.recorded_weights(emu)
     before, after = (hc.state_from_weights(topo, weights, i) for i in (0, -1))
     p0 = hn.probe(topo, spec.params, before, x[:300], t[:300])

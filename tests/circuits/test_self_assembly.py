@@ -183,7 +183,6 @@ def test_compiler_refuses_the_direct_form_and_compiles_the_hardware_form():
 def test_emulator_signals_follow_the_reference_on_the_first_samples(task):
     """Before learning matters, every graded signal of the compiled circuit equals the reference's up to its
     quantisation: at the pulses, 95th percentile of |fixed - float| under 4 % of the signal's range."""
-    from neuro_hw.circuits.self_assembly_run import deep_compile
     from neuro_hw.runner import graded_values
 
     spec = CircuitSpec(replace(SelfAssemblyParams(), decay_every=16), SignalRanges(), decimation=4)
@@ -193,8 +192,7 @@ def test_emulator_signals_follow_the_reference_on_the_first_samples(task):
     order = epoch_order(task.n_train, 1, 0)[:1]
     stim = sched.present(task.x_train[order], task.t_train[order])
     ref = neuro_hw.simulate(circuit, stim, sched.period, 1e-3)
-    with deep_compile():
-        emu = neuro_hw.run(program, stim, sched.period, backend="emulator", seed=0)
+    emu = neuro_hw.run(program, stim, sched.period, backend="emulator", seed=0)
     checks = {"o": 1.5, "err": 1.0, "g3": 0.5, "g2": 0.5, "g1": 0.5, "gp4": 2.0, "h1": 1.0, "h3": 1.0}
     for node, scale in checks.items():
         error = np.abs(ref.states[f"{node}.y"][0] - graded_values(program, emu, node)[0]) / scale
@@ -230,7 +228,6 @@ def test_first_200_steps_emulator_equals_lava(task):
     """The compiled hardware form (Loihi 2 formats, stochastic rounding, decay every 16 samples) on the emulator
     and on Lava 0.10 fixed_pt: every recorded value equal for the first 200 steps (13 samples and a third).  Slow:
     Lava starts a process per population of this ~70-node program."""
-    from neuro_hw.circuits.self_assembly_run import deep_compile
     from neuro_hw.compare import compare
 
     spec = CircuitSpec(replace(SelfAssemblyParams(), decay_every=16), SignalRanges(), decimation=4)
@@ -239,8 +236,7 @@ def test_first_200_steps_emulator_equals_lava(task):
     program = neuro_hw.compile(circuit, dt=1e-3, **compile_options(spec))
     order = epoch_order(task.n_train, 1, 0)[:14]
     stim = sched.present(task.x_train[order], task.t_train[order])
-    with deep_compile():
-        emu = neuro_hw.run(program, stim, 200, backend="emulator", seed=0)
+    emu = neuro_hw.run(program, stim, 200, backend="emulator", seed=0)
     lava = neuro_hw.run(program, stim, 200, backend="lava", seed=0)
     c = compare(lava, emu, "exact")
     assert c.passed and not c.only_in_one, c.report()
