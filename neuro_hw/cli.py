@@ -149,15 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.weights_every is not None and args.weights_every < 1:
         raise InputError(f"--weights-every must be a positive number of steps, got {args.weights_every}",
                          field="--weights-every")  # fmt: skip
-    circuit = neuro_hw.load(args.circuit)
-    inputs = dict(_parse_input(s) for s in args.input) or _default_stimuli(circuit, args.steps, args.rate, args.seed)
-    program = neuro_hw.compile(
-        circuit,
-        target=args.target,
-        dt=args.dt,
-        input_ranges=dict(_parse_range(s) for s in args.input_range),
-        trace_impulse=args.trace_impulse,
-    )
+    _, inputs, program = _compiled_with_inputs(args)
     notes = program.report.notes
     print(f"compiled for {program.report.target} (dt={args.dt:g}): {len(program.neurons)} populations, "
           f"{len(program.connections)} connections, {len(notes)} approximation notes"
@@ -171,15 +163,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_stimuli(circuit, steps: int, rate: float, seed: int) -> dict[str, np.ndarray]:
-    """Poisson spike trains (probability ``rate`` per step) for every input of the circuit."""
-    rng = np.random.default_rng(seed)
-    return {name: (rng.random((steps, circuit.size(name))) < rate).astype(np.float64) for name in circuit.input_names}
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
+def _compiled_with_inputs(args: argparse.Namespace) -> tuple:
+    """``(circuit, inputs, program)`` of ``run`` and ``check``: the options checked, the circuit loaded, the inputs
+    (``--input`` files, else Poisson trains at ``--rate``) and the circuit compiled for ``--target``."""
     import neuro_hw
-    from neuro_hw.compare import compare
     from neuro_hw.limits import check_seed, check_steps
 
     check_steps(args.steps, "--steps")
@@ -195,6 +182,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
         input_ranges=dict(_parse_range(s) for s in args.input_range),
         trace_impulse=args.trace_impulse,
     )
+    return circuit, inputs, program
+
+
+def _default_stimuli(circuit, steps: int, rate: float, seed: int) -> dict[str, np.ndarray]:
+    """Poisson spike trains (probability ``rate`` per step) for every input of the circuit."""
+    rng = np.random.default_rng(seed)
+    return {name: (rng.random((steps, circuit.size(name))) < rate).astype(np.float64) for name in circuit.input_names}
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import neuro_hw
+    from neuro_hw.compare import compare
+
+    circuit, inputs, program = _compiled_with_inputs(args)
     runs = {"reference": neuro_hw.simulate(circuit, inputs, args.steps, args.dt, seed=args.seed, record="all")}
     for backend in args.backends:
         runs[backend] = neuro_hw.run(program, inputs, args.steps, backend=backend, seed=args.seed)

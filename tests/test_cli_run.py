@@ -54,6 +54,8 @@ def test_run_refuses_bad_arguments_before_running(tmp_path, stdp_file, capsys):
     assert "is a directory" in capsys.readouterr().err
     assert main(["run", str(path), "--steps", "10", "--input", "input=missing.npy"]) == 2
     assert "missing.npy" in capsys.readouterr().err
+    assert main(["run", str(path), "--steps", "10", "--rate", "2"]) == 2  # a probability (as check refuses it)
+    assert "--rate is a spike probability per step in 0..1, got 2.0" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: unknown backend
         main(["run", str(path), "--steps", "10", "--backend", "gpu"])
 
