@@ -31,6 +31,7 @@ learns from its sample's pre-update forward pass and the feedback it caused, as 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -38,16 +39,14 @@ import nir
 import numpy as np
 
 from neuro_hw.circuits.heterosynaptic_numpy import Gains, HeteroParams, State, Topology
-from neuro_hw.errors import InputError
 from neuro_hw.ir.circuit import Circuit
 from neuro_hw.ir.graded import GradedNeuron, ProductNeuron
 
+from .pulse_circuit import delay_node, error_head, present_pulses
+from .pulse_circuit import shape as _shape
+
 DT = 1e-3
 FORMS = ("hardware", "direct")
-
-
-def _shape(n: int) -> np.ndarray:
-    return np.array([int(n)])
 
 
 @dataclass(frozen=True)
@@ -82,27 +81,8 @@ class Schedule:
         """Stimuli for samples ``x`` (N, n_0), targets ``t`` (N, n_L), or batched ``(B, N, ...)``: ``x`` pulses at
         offset 1, ``target`` at ``L + 1``, and (``phase``) the host channels ``phase`` ``(T*N, L - 1)``: channel
         ``l - 1`` is 1 at offsets ``gp_time(l) - 2`` and ``gp_time(l) - 1`` (its weights add a step)."""
-        x = np.asarray(x, dtype=np.float64)
-        t = np.asarray(t, dtype=np.float64)
-        if x.ndim not in (2, 3) or t.ndim != x.ndim or x.shape[:-1] != t.shape[:-1]:
-            raise InputError(f"x and t must be (N, n) or (B, N, n) with the same N, got {x.shape} and {t.shape}")
-        xb, tb = (x, t) if x.ndim == 3 else (x[None], t[None])
-        b, n = xb.shape[:2]
-        T = self.period
-
-        def pulses(values: np.ndarray, offset: int) -> np.ndarray:
-            out = np.zeros((b, n, T, values.shape[-1]))
-            out[:, :, offset - 1] = values
-            return out.reshape(b, n * T, values.shape[-1])
-
-        stim = {"x": pulses(xb, 1), "target": pulses(tb, self.target_time)}
-        if phase:
-            ph = np.zeros((b, n, T, self.n_levels - 1))
-            for level in range(1, self.n_levels):
-                g = self.gp_time(level)
-                ph[:, :, g - 3 : g - 1, level - 1] = 1.0  # through phase_gp's one-step latency
-            stim["phase"] = ph.reshape(b, n * T, self.n_levels - 1)
-        return stim if x.ndim == 3 else {k: v[0] for k, v in stim.items()}
+        offsets = [(self.gp_time(level) - 2, self.gp_time(level) - 1) for level in range(1, self.n_levels)]
+        return present_pulses(x, t, self.period, self.target_time, offsets if phase else None)
 
 
 @dataclass(frozen=True)
@@ -163,22 +143,8 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
     T = sched.period
     hardware = spec.form == "hardware"
 
-    def delay(steps: int, n: int) -> nir.Delay:
-        if steps < 1:
-            raise AssertionError(f"delay of {steps} steps")
-        return nir.Delay(np.full(n, steps * dt))
-
-    nodes: dict[str, nir.NIRNode] = {
-        "x": nir.Input(_shape(sizes[0])),
-        "target": nir.Input(_shape(sizes[L])),
-        "o": GradedNeuron(_shape(sizes[L]), "identity"),
-        "o_err": nir.Linear(np.eye(sizes[L])),
-        "target_err": nir.Linear(-np.eye(sizes[L])),
-        "err": GradedNeuron(_shape(sizes[L]), "identity"),
-    }
-    edges = [("o", "o_err"), ("o_err", "err"), ("target", "target_err"), ("target_err", "err")]
-    if hardware:
-        nodes["phase"] = nir.Input(_shape(L - 1))
+    delay = functools.partial(delay_node, dt=dt)
+    nodes, edges = error_head(sizes[0], sizes[L], L - 1, hardware)
 
     def relay(j: int, k: int) -> str:
         """``h_j`` delayed by ``k`` steps (a copy through ``Delay(k - 1)`` and identity weights)."""

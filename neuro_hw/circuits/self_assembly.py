@@ -59,6 +59,7 @@ Ranges for the compiler (:class:`SignalRanges`): ``c_j`` per descending signal (
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -66,19 +67,17 @@ import nir
 import numpy as np
 
 from neuro_hw.circuits.self_assembly_numpy import SelfAssemblyParams
-from neuro_hw.errors import InputError
 from neuro_hw.ir.circuit import Circuit
 from neuro_hw.ir.graded import GradedNeuron, ProductNeuron
+
+from .pulse_circuit import delay_node, error_head, present_pulses
+from .pulse_circuit import shape as _shape
 
 DT = 1e-3
 FORMS = ("hardware", "direct")
 #: Loihi 2's learning accumulator (8-bit weights + 7 fractional bits), the width :func:`rule_padding` restores.
 REFERENCE_ACCUMULATOR_BITS = 15
 MAX_RULE_PADDING = 16
-
-
-def _shape(n: int) -> np.ndarray:
-    return np.array([int(n)])
 
 
 @dataclass(frozen=True)
@@ -135,28 +134,8 @@ class PulseSchedule:
     def present(self, x: np.ndarray, t: np.ndarray, phase: bool = True) -> dict[str, np.ndarray]:
         """Stimuli for samples ``x`` (N, n_0) and targets ``t`` (N, n_L), or batched ``(B, N, ...)``: ``x`` pulses
         at offset 1, ``target`` at ``L + 1``, and (``phase``) the host input ``phase`` ``(T*N, L - 1)``."""
-        x = np.asarray(x, dtype=np.float64)
-        t = np.asarray(t, dtype=np.float64)
-        if x.ndim not in (2, 3) or t.ndim != x.ndim or x.shape[:-1] != t.shape[:-1]:
-            raise InputError(f"x and t must be (N, n) or (B, N, n) with the same N, got {x.shape} and {t.shape}")
-        batched = x.ndim == 3
-        xb, tb = (x, t) if batched else (x[None], t[None])
-        b, n = xb.shape[:2]
-        T = self.period
-
-        def pulses(values: np.ndarray, offset: int) -> np.ndarray:
-            out = np.zeros((b, n, T, values.shape[-1]))
-            out[:, :, offset - 1] = values
-            return out.reshape(b, n * T, values.shape[-1])
-
-        stim = {"x": pulses(xb, 1), "target": pulses(tb, self.target_time)}
-        if phase:
-            ph = np.zeros((b, n, T, self.n_layers - 1))
-            for j in range(2, self.n_layers + 1):
-                for offset in self.phase_times(j):
-                    ph[:, :, offset - 1, j - 2] = 1.0
-            stim["phase"] = ph.reshape(b, n * T, self.n_layers - 1)
-        return stim if batched else {k: v[0] for k, v in stim.items()}
+        offsets = [self.phase_times(j) for j in range(2, self.n_layers + 1)]
+        return present_pulses(x, t, self.period, self.target_time, offsets if phase else None)
 
 
 @dataclass(frozen=True)
@@ -285,22 +264,8 @@ def self_assembly_circuit(spec: CircuitSpec, w: Sequence[np.ndarray], b: Sequenc
     def g(j: int) -> str:
         return "err" if j == L else f"g{j}"
 
-    def delay(steps: int, n: int) -> nir.Delay:
-        if steps < 1:
-            raise AssertionError(f"delay of {steps} steps")
-        return nir.Delay(np.full(n, steps * dt))
-
-    nodes: dict[str, nir.NIRNode] = {
-        "x": nir.Input(_shape(sizes[0])),
-        "target": nir.Input(_shape(sizes[L])),
-        "o": GradedNeuron(_shape(sizes[L]), "identity"),
-        "o_err": nir.Linear(np.eye(sizes[L])),
-        "target_err": nir.Linear(-np.eye(sizes[L])),
-        "err": GradedNeuron(_shape(sizes[L]), "identity"),
-    }
-    edges = [("o", "o_err"), ("o_err", "err"), ("target", "target_err"), ("target_err", "err")]
-    if hardware:
-        nodes["phase"] = nir.Input(_shape(L - 1))
+    delay = functools.partial(delay_node, dt=dt)
+    nodes, edges = error_head(sizes[0], sizes[L], L - 1, hardware)
     # ascending stream (S1)
     for layer in range(L):
         nodes[f"w{layer}"] = nir.Linear(np.asarray(w[layer], dtype=np.float64))
