@@ -387,10 +387,28 @@ class Circuit:
                     node=synapse,
                     field="third_factor",
                 )
+        present = weight
+        if spec.mask is not None:
+            if spec.mask.shape != weight.shape:
+                raise RuleError(
+                    f"mask has shape {spec.mask.shape}, the weight matrix {weight.shape}", node=synapse, field="mask"
+                )
+            stray = (weight != 0) & ~spec.mask
+            if stray.any():
+                i, j = (int(k) for k in np.argwhere(stray)[0])
+                raise RuleError(
+                    f"{int(stray.sum())} absent synapse(s) have a nonzero weight, e.g. ({i}, {j}) = {weight[i, j]:g}: "
+                    "a synapse outside the mask does not exist, so its weight must be 0",
+                    node=synapse,
+                    field="mask",
+                )
+            if not spec.mask.any():
+                raise RuleError("the mask has no synapse", node=synapse, field="mask")
+            present = weight[spec.mask]
         lo, hi = spec.w_bounds
-        if np.any(weight < lo) or np.any(weight > hi):
+        if np.any(present < lo) or np.any(present > hi):
             raise RuleError(
-                f"initial weights span [{weight.min():g}, {weight.max():g}], outside w_bounds [{lo:g}, {hi:g}]",
+                f"initial weights span [{present.min():g}, {present.max():g}], outside w_bounds [{lo:g}, {hi:g}]",
                 node=synapse,
                 field="w_bounds",
             )
@@ -411,6 +429,9 @@ class Circuit:
         for name in sorted(self.plasticity):
             h.update(f"plasticity:{name}:".encode())
             h.update(json.dumps(self.plasticity[name].to_dict(), sort_keys=True).encode())
+            mask = self.plasticity[name].mask
+            if mask is not None:
+                h.update(np.packbits(mask).tobytes())
         return h.hexdigest()
 
     def __repr__(self) -> str:

@@ -11,6 +11,11 @@ Layout of a file written by :func:`save`::
         attrs extension         = JSON {"plasticity": {weight node: Plasticity.to_dict()},
                                         "nodes": {graded node: GradedNeuron/ProductNeuron entry},
                                         "metadata": {...}}
+        masks/<k>               uint8 (n_post, n_pre) 0/1: the plasticity mask of a masked entry, whose
+                                JSON holds the marker {"shape", "present", "dataset": "masks/<k>"}
+
+``format_version`` is 3 when the circuit has a plasticity mask (a reader of version 2 refuses the file rather
+than losing the mask), else 2.
 
 Graded neurons (:mod:`neuro_hw.ir.graded`) have no NIR type: ``/node`` holds an identity ``Scale`` of the
 same shape in their place (so stock readers load the file), and ``"nodes"`` holds the real node, which
@@ -49,8 +54,11 @@ from neuro_hw.safe_io import check_json_keys, check_output_path, guarded_read, t
 EXTENSION_GROUP = "neuro_hw"
 EXTENSION_FORMAT = "neuro-hw-plasticity"
 EXTENSION_VERSION = 2
+#: The version written when a plasticity mask is present (masks are HDF5 datasets beside the JSON).
+MASK_VERSION = 3
 #: Extension versions this reader understands.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
+MASK_GROUP = "masks"
 
 
 def _package_version() -> str:
@@ -68,8 +76,17 @@ def save(circuit: Circuit, path: str | os.PathLike) -> Path:
         raise TypeError(f"save() expects a Circuit, got {type(circuit).__name__}")
     path = Path(path)
     circuit.validate()
+    masks: dict[str, np.ndarray] = {}
+    plasticity = {}
+    for name, spec in circuit.plasticity.items():
+        entry = spec.to_dict()
+        if spec.mask is not None:
+            dataset = f"{MASK_GROUP}/{len(masks)}"
+            entry["mask"]["dataset"] = dataset
+            masks[dataset] = spec.mask.astype(np.uint8)
+        plasticity[name] = entry
     extension = {
-        "plasticity": {name: spec.to_dict() for name, spec in circuit.plasticity.items()},
+        "plasticity": plasticity,
         "nodes": {name: node.to_extension() for name, node in circuit.graded_nodes.items()},
         "metadata": circuit.metadata,
     }
@@ -92,7 +109,9 @@ def save(circuit: Circuit, path: str | os.PathLike) -> Path:
         with h5py.File(tmp, "a") as f:
             group = f.create_group(EXTENSION_GROUP)
             group.attrs["format"] = EXTENSION_FORMAT
-            group.attrs["format_version"] = EXTENSION_VERSION
+            group.attrs["format_version"] = MASK_VERSION if masks else EXTENSION_VERSION
+            for dataset, array in masks.items():
+                group.create_dataset(dataset, data=array)
             group.attrs["neuro_hw_version"] = _package_version()
             group.attrs["extension"] = payload
         os.replace(tmp, path)
@@ -363,12 +382,39 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
                 f"malformed graded node entry ({err!r})", file=file, node=name, field="nodes"
             ) from None
     plasticity = {}
+    budget = _Budget(file)
     for name, spec in ext.get("plasticity", {}).items():
         try:
-            plasticity[name] = Plasticity.from_dict(spec)
+            mask = _read_mask(group, spec, budget, version, name) if isinstance(spec, dict) else None
+            plasticity[name] = Plasticity.from_dict(spec, mask)
         except NeuroHWError as err:
             raise err.located(file=file, node=name, field="plasticity") from None
     return plasticity, ext.get("metadata", {}), nodes
+
+
+def _read_mask(group: h5py.Group, spec: dict, budget: _Budget, version: int, node: str) -> np.ndarray | None:
+    """The mask array of a plasticity entry with a ``"mask"`` marker (else None), size-checked before it is read."""
+    marker = spec.get("mask")
+    if marker is None:
+        return None
+    if version < MASK_VERSION:
+        raise CircuitFileError(f"a plasticity mask needs format_version {MASK_VERSION}, the file says {version}",
+                               node=node, field="mask")  # fmt: skip
+    dataset = marker.get("dataset") if isinstance(marker, dict) else None
+    if not isinstance(dataset, str) or not dataset.startswith(f"{MASK_GROUP}/") or dataset.count("/") != 1:
+        raise CircuitFileError(f"the mask marker names no dataset under '{MASK_GROUP}/' (got {dataset!r})",
+                               node=node, field="mask")  # fmt: skip
+    item = group.get(dataset)
+    if not isinstance(item, h5py.Dataset):
+        raise CircuitFileError(f"the mask dataset '/{EXTENSION_GROUP}/{dataset}' is missing", node=node, field="mask")
+    budget.dataset(item, node, "mask")
+    if item.dtype.kind not in "biu" or len(item.shape or ()) != 2:
+        raise CircuitFileError(
+            f"the mask dataset must be a 2-D integer 0/1 array, got dtype {item.dtype} shape {item.shape}",
+            node=node,
+            field="mask",
+        )
+    return np.asarray(item[()])
 
 
 def _restore_graded(graph: nir.NIRGraph, graded: dict, file: str) -> None:

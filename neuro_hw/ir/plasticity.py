@@ -36,6 +36,13 @@ f_kj`` (``z`` in ``w``, ``t``, ``d``) is evaluated for every synapse and added t
 clipped to ``w_bounds``.  Factors are read as the learning engine reads them: in a product whose
 dependency is ``y0`` the spike traces are taken at the post neuron's last spike in the epoch, for
 ``x0`` at the pre neuron's last spike, otherwise at the end of the epoch (see :mod:`neuro_hw.ir.rules`).
+
+**Plasticity mask** (per-synapse connectivity).  ``mask`` (bool, ``(n_post, n_pre)``, optional) lists the
+synapses that exist: an *absent* synapse (``mask[i, j] == False``) has weight 0 in the graph, never learns and
+stays 0 (its ``w``, ``t``, ``d`` are 0 throughout), whatever its pre, post and modulators do; the rules, the
+epoch and the ``w_bounds`` clip apply to the *present* synapses only.  Without a mask every entry of the matrix
+is a synapse (a zero weight grows as soon as its factors are active).  Compilers map a mask to sparse synapse
+storage (Loihi 2: only the present synapses take synapse memory and learn).
 """
 
 from __future__ import annotations
@@ -125,6 +132,8 @@ class Plasticity:
         Learning epoch in steps (rules applied at steps ``t % t_epoch == 0``).
     w_bounds:
         ``(w_min, w_max)`` clip applied to ``w`` after every update.
+    mask:
+        Optional bool ``(n_post, n_pre)`` array of the synapses that exist (module doc); ``None``: all of them.
     """
 
     pre: str
@@ -134,8 +143,10 @@ class Plasticity:
     third_factor: dict[str, str] = field(default_factory=dict)
     t_epoch: int = 1
     w_bounds: tuple[float, float] = (-math.inf, math.inf)
+    mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        self.mask = as_mask(self.mask)
         for name, kind in (("rules", Mapping), ("traces", Mapping), ("third_factor", Mapping)):
             if not isinstance(getattr(self, name), kind):
                 raise RuleError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}", field=name)
@@ -173,6 +184,7 @@ class Plasticity:
         third_factor: Mapping[str, str] | None = None,
         t_epoch: int = 1,
         w_bounds: tuple[float, float] = (-math.inf, math.inf),
+        mask: np.ndarray | None = None,
     ) -> Plasticity:
         """Build from user-friendly forms.
 
@@ -181,7 +193,8 @@ class Plasticity:
         "tau": ..}``, ``(impulse, tau)`` or ``"activity"`` (x1: the pre node's graded output).  Third-factor
         node names may be used as symbols in the rule strings (``"dw = 0.1*x1*reward"`` with
         ``third_factor={"y2": "reward"}``), and modulator names as well (``"dw = -0.01*e*x1"`` with
-        ``third_factor={"e": "err"}``).
+        ``third_factor={"e": "err"}``).  ``mask``: a 0/1 or bool ``(n_post, n_pre)`` array of the synapses that
+        exist (module doc).
         """
         third_factor = dict(third_factor or {})
         aliases = {source: key for key, source in third_factor.items()}
@@ -231,7 +244,7 @@ class Plasticity:
             t_epoch = int(t_epoch)  # 10.0 -> 10; 1.5, inf, True and "2" are refused by check()
         if not isinstance(w_bounds, (tuple, list)):
             raise RuleError(f"w_bounds must be a pair (w_min, w_max), got {w_bounds!r}", field="w_bounds")
-        return cls(pre, post, parsed, trace_objs, third_factor, t_epoch, tuple(w_bounds))
+        return cls(pre, post, parsed, trace_objs, third_factor, t_epoch, tuple(w_bounds), mask)
 
     # -- checks ------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -303,8 +316,26 @@ class Plasticity:
         """Whether ``x1`` is the pre node's graded output (``traces={"x1": "activity"}``)."""
         return self.traces["x1"].activity
 
+    @property
+    def present(self) -> int | None:
+        """Number of synapses that exist (``None`` without a mask: every entry)."""
+        return None if self.mask is None else int(self.mask.sum())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plasticity):
+            return NotImplemented
+        if (self.mask is None) != (other.mask is None):
+            return False
+        same_mask = self.mask is None or (self.mask.shape == other.mask.shape and np.array_equal(self.mask, other.mask))
+        return same_mask and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it was
+
     # -- (de)serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The JSON form.  A mask is not in it, only its marker ``{"shape": [n_post, n_pre], "present": k}``
+        (the array goes beside it, :mod:`neuro_hw.ir.io` stores it as an HDF5 dataset)."""
+        marker = {} if self.mask is None else {"mask": {"shape": list(self.mask.shape), "present": self.present}}
         return {
             "pre": self.pre,
             "post": self.post,
@@ -314,13 +345,18 @@ class Plasticity:
             "third_factor": dict(self.third_factor),
             "t_epoch": self.t_epoch,
             "w_bounds": list(self.w_bounds),
+            **marker,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> Plasticity:
-        """Rebuild from :meth:`to_dict`'s form, checking every field's type (a file may hold anything)."""
+    def from_dict(cls, data: Mapping, mask: np.ndarray | None = None) -> Plasticity:
+        """Rebuild from :meth:`to_dict`'s form, checking every field's type (a file may hold anything).
+
+        ``mask``: the array of a masked entry (its ``"mask"`` marker must be there and match its shape and count)."""
         required = ("pre", "post", "rules", "traces", "t_epoch", "w_bounds")
-        data = _entry(data, "plasticity entry", required, ("rule_strings", "third_factor"))
+        data = _entry(data, "plasticity entry", required, ("rule_strings", "third_factor", "mask"))
+        mask = as_mask(mask)
+        check_mask_marker(data.get("mask"), mask)
         for key in ("rules", "traces", "third_factor", "rule_strings"):
             if not isinstance(data.get(key, {}), Mapping):
                 raise RuleError(f"{key} must be an object, got {type(data[key]).__name__}", field=key)
@@ -355,6 +391,7 @@ class Plasticity:
             third_factor=dict(data.get("third_factor", {})),
             t_epoch=t_epoch,
             w_bounds=(_number(w_bounds[0], "w_bounds"), _number(w_bounds[1], "w_bounds")),
+            mask=mask,
         )
 
     def __str__(self) -> str:
@@ -364,4 +401,52 @@ class Plasticity:
             extra += "; x1 = pre activity"
         if self.third_factor:
             extra += "; " + ", ".join(f"{k} = {v}" for k, v in self.third_factor.items())
+        if self.mask is not None:
+            extra += f"; mask {self.present}/{self.mask.size} synapses"
         return f"Plasticity({self.pre} -> {self.post}: {rules}{extra}; t_epoch={self.t_epoch})"
+
+
+def as_mask(mask: object) -> np.ndarray | None:
+    """A plasticity mask as a C-contiguous bool ``(n_post, n_pre)`` array, or ``None``.
+
+    Accepts bool arrays and integer or float arrays holding only 0 and 1; anything else (other values, NaN, a
+    shape that is not 2-D, an empty matrix) is refused, never coerced."""
+    if mask is None:
+        return None
+    try:
+        arr = np.asarray(mask)
+    except (TypeError, ValueError) as err:
+        raise RuleError(f"mask must be an array of 0/1 values ({err})", field="mask") from None
+    if arr.ndim != 2 or arr.size == 0:
+        raise RuleError(f"mask must be a non-empty 2-D (n_post, n_pre) array, got shape {arr.shape}", field="mask")
+    if arr.size > limits.MAX_ARRAY_ELEMENTS:
+        raise RuleError(f"mask has {arr.size:,} entries, more than {limits.limit_name('MAX_ARRAY_ELEMENTS')}",
+                        field="mask")  # fmt: skip
+    if arr.dtype.kind == "b":
+        return np.ascontiguousarray(arr, dtype=bool)
+    if arr.dtype.kind not in "iuf":
+        raise RuleError(f"mask must hold 0/1 (or bool) values, got dtype {arr.dtype}", field="mask")
+    bad = ~((arr == 0) | (arr == 1))
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise RuleError(f"mask must hold only 0 and 1; entry ({i}, {j}) is {arr[i, j]!r}", field="mask")
+    return np.ascontiguousarray(arr == 1)
+
+
+def check_mask_marker(marker: object, mask: np.ndarray | None) -> None:
+    """Check a file's ``"mask"`` marker (:meth:`Plasticity.to_dict`) against the array read for it."""
+    if marker is None:
+        if mask is not None:
+            raise RuleError("a mask array is given for an entry without a 'mask' marker", field="mask")
+        return
+    if not isinstance(marker, Mapping):
+        raise RuleError(f"'mask' must be an object, got {type(marker).__name__}", field="mask")
+    marker = _entry(marker, "mask marker", ("shape", "present"), ("dataset",))
+    if mask is None:
+        raise RuleError("the entry declares a mask but no mask array was read for it", field="mask")
+    shape, present = marker["shape"], marker["present"]
+    if not isinstance(shape, list) or [type(s) for s in shape] != [int, int] or tuple(shape) != mask.shape:
+        raise RuleError(f"mask marker shape {shape!r} differs from the mask array's shape {mask.shape}", field="mask")
+    if isinstance(present, bool) or not isinstance(present, int) or present != int(np.sum(mask)):
+        raise RuleError(f"mask marker counts {present!r} present synapses, the array has {int(np.sum(mask))}",
+                        field="mask")  # fmt: skip

@@ -410,7 +410,7 @@ def _with_extension(fx: Fixtures, name: str, change, source: Path | None = None)
 def case_ext_field(fx: Fixtures, rng: np.random.Generator) -> str:
     choice = rng.random()
     if choice < 0.15:  # format / version attributes
-        key, values = ("format_version", [1.7, 2.0, 3, 0, -1, "2", [1, 1], b"2", True, 2**40])
+        key, values = ("format_version", [1.7, 2.0, 4, 0, -1, "2", [1, 1], b"2", True, 2**40])
         if rng.random() < 0.3:
             key, values = ("format", ["other", 2, b"x"])
         value = values[int(rng.integers(len(values)))]

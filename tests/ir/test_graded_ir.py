@@ -348,8 +348,8 @@ def test_version_1_files_still_load(tmp_path):
     assert loaded.hash() == circuit.hash()
     assert str(loaded.plasticity["w"].rules["dw"]) == "dw = 0.01*x1*y0 - 0.02*y1*x0"
     with h5py.File(path, "a") as f:
-        f["neuro_hw"].attrs["format_version"] = 3
-    with pytest.raises(CircuitFileError, match="version 3 is not supported"):
+        f["neuro_hw"].attrs["format_version"] = 4
+    with pytest.raises(CircuitFileError, match="version 4 is not supported"):
         neuro_hw.load(path)
 
 

@@ -96,6 +96,12 @@ def circuits(draw):
         }
         third = {"y2": "in"} if syn == "syn1" and n_in == n_hidden and draw(st.booleans()) else {}
         weight = np.asarray(nodes[syn].weight)
+        mask = None
+        if draw(st.booleans()):  # a plasticity mask: absent synapses hold 0
+            mask = np.array(draw(st.lists(st.booleans(), min_size=weight.size, max_size=weight.size)))
+            mask = mask.reshape(weight.shape)
+            mask.flat[0] = True
+            weight[~mask] = 0.0
         lo = draw(st.one_of(st.just(-math.inf), st.just(float(weight.min()) - 1.0)))
         hi = draw(st.one_of(st.just(math.inf), st.just(float(weight.max()) + 1.0)))
         circuit.add_plasticity(
@@ -107,6 +113,7 @@ def circuits(draw):
             third_factor=third,
             t_epoch=draw(st.integers(1, 16)),
             w_bounds=(lo, hi),
+            mask=mask,
         )
     return circuit
 
