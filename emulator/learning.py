@@ -374,11 +374,23 @@ class LearningEngine:
         self.dt = np.zeros(shape, dtype=np.int16) if ("dd" in parsed or "d" in used) else none
         #: name and numba source of the function of this connection's rules' form (part of the run's step kernel,
         #: :mod:`.step_kernel`), and its runtime parameters: the rules' numbers and the engine's widths
+        #: the plasticity mask, pre-major ``(n_pre, n_post)`` uint8 (absent synapses stay 0), or a (1, 1) dummy
+        self.masked = learning.mask is not None
+        if self.masked:
+            mask = np.asarray(learning.mask, dtype=bool)
+            if mask.shape != (self.n_post, self.n_pre):
+                raise ValidationError(f"plasticity mask has shape {mask.shape}, the weights "
+                                      f"{(self.n_post, self.n_pre)}", node=name, field="learning.mask")  # fmt: skip
+            if np.any(w0[..., ~mask] != 0):
+                raise ValidationError("a synapse outside the plasticity mask has a nonzero initial weight", node=name,
+                                      field="learning.mask")  # fmt: skip
+        self.present = np.ascontiguousarray(mask.T, dtype=np.uint8) if self.masked else np.ones((1, 1), np.uint8)
         self.rule_name, self.rule_source = rule_function_source(
             parsed,
             trace_offset,
             saturation={"w": _SATURATION[("w", sign_mode)], "d": _SATURATION[("d", None)], "t": 0},
             stored={"t": self.tt.size > 0, "d": self.dt.size > 0},
+            masked=self.masked,
         )
         self.rule_params, self.rule_consts = rule_parameters(
             parsed, {"w": engine.weight_range(sign_mode), **engine.tag_ranges}, engine.accumulator_bits

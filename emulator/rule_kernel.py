@@ -14,6 +14,7 @@ literally, per synapse: for every target (dw, dd, dt in Lava's order, all readin
             c = clip(c, -32769, 32767);  acc = clip(acc + c, -32769, 32767)
     w: EXC max(0, acc) | INH min(0, acc);  d: max(0, acc)
     new = clip((acc + round_add) >> 7, lo, hi)       (stochastic rounding, round_add = 127 - floor(128 r))
+    new = new * present[j, i]                        (a plasticity mask: absent synapses stay 0)
 
 ``f_val`` of a trace is read from the epoch's trace history at the dependency's time: the pre spike
 time for ``x0``-products, the post spike time for ``y0``-products, the epoch end for ``u``-products.
@@ -62,7 +63,8 @@ from .microcode import TARGET_ORDER, TARGET_VARIABLE, Product
 _DRIVER = """
 
 @njit(cache=True, nogil=True)
-def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch, epoch_pre, epoch_post, n_epoch, prm, cst):
+def {NAME}(w, tag1, tag2, tx, ty, u, whole, hist, round_add, scratch, epoch_pre, epoch_post, n_epoch, prm, cst,
+           present):
     {PARAMS}
     n_pre, n_post = w.shape
     te = hist.shape[0] - 1
@@ -192,6 +194,7 @@ def rule_function_source(
     trace_offset: Mapping[str, str],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
+    masked: bool = False,
 ) -> tuple[str, str]:
     """``(name, source)``: the numba function that applies the given products (see module doc), and its name.
 
@@ -203,11 +206,13 @@ def rule_function_source(
 
     ``trace_offset``: bank offset of each live trace as an expression of ``n_pre``, ``n_post`` (missing =
     always 0); ``saturation``: per variable ``w``/``d``/``t`` the sign saturation (0 none, 1 max(0, .), 2
-    min(0, .)); ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0).
+    min(0, .)); ``stored``: whether tag_1 (``t``) and tag_2 (``d``) are stored (else they read as 0); ``masked``:
+    the connection has a plasticity mask, ``present`` ``(n_pre, n_post)`` uint8 (else a dummy the code never reads):
+    every new ``w``, ``t``, ``d`` is multiplied by ``present[j, i]``, so absent synapses (0 throughout) stay 0.
     """
     has_x0 = any(p.dependency == "x0" for ps in parsed.values() for p in ps)
     has_y0 = any(p.dependency == "y0" for ps in parsed.values() for p in ps)
-    args = (parsed, trace_offset, saturation, stored)
+    args = (parsed, trace_offset, saturation, stored, masked)
     changed = {TARGET_VARIABLE[t] for t in parsed}
     stored_vars = [v for v in ("w", "d", "t") if v in changed and (v == "w" or stored[v])]
     variants = {
@@ -246,6 +251,7 @@ def _update_lines(
     trace_offset: Mapping[str, str],
     saturation: Mapping[str, int],
     stored: Mapping[str, bool],
+    masked: bool,
     source: Mapping[str, str] = _STORE,
     dest: Mapping[str, str] = _STORE,
     flag_mask: str | None = None,
@@ -292,6 +298,8 @@ def _update_lines(
         elif saturation[var] == 2:
             out.append("acc = min(acc, 0)")
         out.append(f"new_{var} = clip((acc + round_add) >> 7, lo_{var}, hi_{var})")
+        if masked:  # an absent synapse stays 0 (branch-free, so the loops still vectorise)
+            out.append(f"new_{var} = new_{var} * np.int64(present[np.uint64(j), np.uint64(i)])")
     changed = {TARGET_VARIABLE[t] for t in parsed}
     if "w" in changed:
         out.append(f"{dest['w']} = new_w")

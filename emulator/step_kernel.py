@@ -384,7 +384,7 @@ class StepKernel:
                 for k in (
                     "w", "t", "d", "tx", "ty", "z", "te", "npre", "npost", "lx", "decay", "imp_int", "imp_frac",
                     "xma", "yint", "yfrac", "rdecay", "rimp", "stream", "round", "norm", "t1min", "dec",
-                    "epre", "epost", "nep", "tmax", "rp", "rc",
+                    "epre", "epost", "nep", "tmax", "rp", "rc", "mask",
                 )
             ]  # fmt: skip
             init += [
@@ -406,7 +406,7 @@ class StepKernel:
                 f"    whole = not e{e}_norm_b or e{e}_t1min_b or u == 1",
                 f"    low = {eng.rule_name}(e{e}_w_b, e{e}_t_b, e{e}_d_b, e{e}_tx_b, e{e}_ty_b, u, whole, "
                 f"e{e}_hist, e{e}_round[t // e{e}_te], e{e}_scratch, e{e}_epre_b, e{e}_epost_b, e{e}_nep_b, "
-                f"e{e}_rp, e{e}_rc)",
+                f"e{e}_rp, e{e}_rc, e{e}_mask)",
                 "    if whole:",
                 f"        e{e}_norm_b = True",
                 f"        e{e}_t1min_b = low",
@@ -505,6 +505,7 @@ class StepKernel:
                 f"e{e}_stream": eng.stream_of_trial, f"e{e}_round": eng.round_add, f"e{e}_norm": eng.normalized,
                 f"e{e}_t1min": eng.tag1_at_min, f"e{e}_dec": eng.decimation_exp,
                 f"e{e}_tmax": eng.trace_max, f"e{e}_rp": eng.rule_params, f"e{e}_rc": eng.rule_consts,
+                f"e{e}_mask": eng.present,
             })  # fmt: skip
             # the trace registers' record (a one-row dummy, never written, without recording)
             no_record = np.zeros((eng.batch, 1, eng.z.shape[1]), dtype=np.int32)

@@ -110,6 +110,23 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
         )
     if int(lp.t_epoch) < 1:
         raise ValidationError("t_epoch must be >= 1", node=name, field="learning.t_epoch")
+    if lp.mask is not None:
+        mask = np.asarray(lp.mask)
+        if mask.dtype != bool or mask.shape != conn.shape:
+            raise ValidationError(
+                f"the plasticity mask must be a bool array of the weights' shape {conn.shape}, got {mask.dtype} "
+                f"{mask.shape}",
+                node=name,
+                field="learning.mask",
+            )
+        stray = (conn.weights != 0) & ~mask
+        if stray.any():
+            i, j = (int(k) for k in np.argwhere(stray)[0])
+            raise ValidationError(
+                f"weight {int(conn.weights[i, j])} at ({i}, {j}) is on a synapse outside the plasticity mask",
+                node=name,
+                field="learning.mask",
+            )
     for key in list(lp.impulses) + list(lp.taus):
         if key not in LEARNING_TRACES:
             raise ValidationError(f"unknown trace {key!r}", node=name, field="learning")

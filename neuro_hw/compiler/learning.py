@@ -309,4 +309,5 @@ def compile_learning(
         t_epoch=spec.t_epoch,
         third_factor=third_factor,
         pre_activity=spec.pre_activity,
+        mask=None if spec.mask is None else spec.mask.copy(),
     )

@@ -8,6 +8,10 @@ kernel once on every core that holds some of its post neurons (``C_out * C_in/gr
 
     bits on a core = sum over its population chunks (neurons * per-neuron matrix bits + kernel bits)
 
+A plastic connection with a plasticity mask (:attr:`~neuro_hw.compiler.program.LearningProgram.mask`) stores only
+its present synapses (sparse): its fan-in per post neuron is the largest number of present synapses in a row, a
+bound reserved for every neuron of the population (the index bits of the sparse format are not counted).
+
 Populations are placed first-fit in Program order; one larger than a core's neuron or synapse budget is split
 across cores (each part with its own copy of the kernels).
 """
@@ -60,10 +64,13 @@ def place(program: Program, target: Target) -> ResourceReport:
             kernel_bits[conn.target] += conn.conv.kernel.size * res.bits_per_synapse
             synapses_total += len(conn.conv.structure()[0])
             continue
-        fan_in[conn.target] += n_s
+        mask = conn.learning.mask if conn.learning is not None else None
+        # a plasticity mask stores only the present synapses: the fullest row bounds every neuron's share
+        per_row = n_s if mask is None else int(mask.sum(axis=1).max())
+        fan_in[conn.target] += per_row
         bits = res.bits_per_plastic_synapse if conn.learning else res.bits_per_synapse
-        syn_bits_per_neuron[conn.target] += n_s * bits
-        synapses_total += n_t * n_s
+        syn_bits_per_neuron[conn.target] += per_row * bits
+        synapses_total += n_t * n_s if mask is None else int(mask.sum())
     placement: list[Placement] = []
     core, used_neurons, used_bits = 0, 0, 0
     for name, pop in program.neurons.items():

@@ -217,6 +217,10 @@ class LearningProgram:
     third_factor: dict[str, str] = field(default_factory=dict)
     #: x1 is the graded pre payload (Lava GradedSpikeCfg.OVERWRITE; the x1 impulse is then 0).
     pre_activity: bool = False
+    #: The synapses that exist, bool ``(n_target, n_source)`` (the circuit's plasticity mask), or None: all.  Absent
+    #: synapses have weight 0 and their ``w``, ``t``, ``d`` stay 0; only present ones learn (Lava: LearningSparse
+    #: storing exactly these entries).
+    mask: np.ndarray | None = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ import numpy as np
 from neuro_hw.compiler.program import ConnectionProgram, Program
 from neuro_hw.compiler.quantize import round_half_away
 from neuro_hw.errors import InputError
+from neuro_hw.ir.plasticity import first_absent_nonzero
 
 
 def _origin_connections(program: Program) -> dict[str, list[ConnectionProgram]]:
@@ -80,6 +81,7 @@ def trial_weights(program: Program, weights: Mapping[str, np.ndarray], batch: in
         if not np.all(np.isfinite(arr)):
             raise InputError("weights contain NaN or inf", node=node, field="weights")
         for conn in origins[node]:
+            _check_absent(conn, arr, node)
             out[conn.name] = _quantize(program, conn, node, arr)
     return out
 
@@ -134,5 +136,19 @@ def check_trial_weights(program: Program, weights: Mapping[str, np.ndarray], bat
                 node=name,
                 field="weights",
             )
+        _check_absent(conn, arr, name)
         out[name] = arr.astype(np.int32)
     return out
+
+
+def _check_absent(conn: ConnectionProgram, weights: np.ndarray, node: str) -> None:
+    """Refuse per-trial weights that put a nonzero value on a synapse outside the connection's plasticity mask."""
+    mask = conn.learning.mask if conn.learning is not None else None
+    stray = first_absent_nonzero(mask, weights)
+    if stray is not None:
+        raise InputError(
+            f"weight {weights[stray]:g} at {stray} is on a synapse outside the plasticity mask of connection "
+            f"{conn.name!r} (absent synapses are 0)",
+            node=node,
+            field="weights",
+        )

@@ -450,3 +450,12 @@ def check_mask_marker(marker: object, mask: np.ndarray | None) -> None:
     if isinstance(present, bool) or not isinstance(present, int) or present != int(np.sum(mask)):
         raise RuleError(f"mask marker counts {present!r} present synapses, the array has {int(np.sum(mask))}",
                         field="mask")  # fmt: skip
+
+
+def first_absent_nonzero(mask: np.ndarray | None, weights: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first nonzero entry of ``weights`` (``(..., n_post, n_pre)``) on an absent synapse of
+    ``mask`` (per-run weights must keep absent synapses at 0), or None."""
+    if mask is None:
+        return None
+    stray = (np.asarray(weights) != 0) & ~mask
+    return tuple(int(k) for k in np.argwhere(stray)[0]) if stray.any() else None

@@ -51,6 +51,7 @@ from neuro_hw.ir.circuit import (
 )
 from neuro_hw.ir.conv import SPATIAL_TYPES, bias_of, geometry_of
 from neuro_hw.ir.graded import FORMS, GRADED_TYPES, GradedNeuron, ProductNeuron
+from neuro_hw.ir.plasticity import first_absent_nonzero
 from neuro_hw.reference.neurons import build_neuron
 from neuro_hw.reference.plasticity import PlasticSynapse
 from neuro_hw.result import Result
@@ -149,6 +150,11 @@ def _weight_overrides(circuit: Circuit, weights: Mapping[str, np.ndarray]) -> di
         if arr.size and np.max(np.abs(arr)) > limits.MAX_ABS_VALUE:
             raise InputError(f"weights reach {np.max(np.abs(arr)):g}, more in magnitude than "
                              f"{limits.limit_name('MAX_ABS_VALUE')}", node=name, field="weights")  # fmt: skip
+        spec = circuit.plasticity.get(name)
+        stray = first_absent_nonzero(spec.mask if spec else None, arr)
+        if stray is not None:
+            raise InputError(f"weight {arr[stray]:g} at {stray} is on a synapse outside the plasticity mask (absent "
+                             "synapses are 0)", node=name, field="weights")  # fmt: skip
         out[name] = arr
     return out
 

@@ -16,7 +16,9 @@ Per plastic weight node, with ``B`` trials, ``n_pre`` inputs and ``n_post`` outp
   == 0]``; spike-trace factors are read at the post spike step (dependency ``y0``), at the pre spike
   step (``x0``) or at the end of the epoch (``u_m``); activity traces, third-factor traces and modulators
   are read at the end of the epoch (as the learning engine reads its overwritten registers); then
-  ``w <- clip(w + dw, w_min, w_max)``, ``t <- t + dt``, ``d <- d + dd`` and ``tx = ty = 0``.
+  ``w <- clip(w + dw, w_min, w_max)``, ``t <- t + dt``, ``d <- d + dd`` and ``tx = ty = 0``; with a plasticity
+  mask only the present synapses change (absent ones stay 0: ``dz * mask``, and ``w`` 0 off the mask after the
+  clip).
 
 No trace saturation, no rounding: this is the ground truth that fixed-point backends approximate.
 """
@@ -169,10 +171,13 @@ class PlasticSynapse:
         if step % self.spec.t_epoch:
             return False
         deltas = {TARGET_VARIABLE[t]: self._evaluate(expr, step) for t, expr in self.spec.rules.items()}
+        mask = self.spec.mask
         for var, delta in deltas.items():
-            self.vars[var] += delta
+            self.vars[var] += delta if mask is None else np.where(mask, delta, 0.0)
         lo, hi = self.spec.w_bounds
         np.clip(self.vars["w"], lo, hi, out=self.vars["w"])
+        if mask is not None:  # absent synapses stay 0 (the clip may not lift them into w_bounds)
+            np.copyto(self.vars["w"], 0.0, where=~mask)
         self.tx[...] = 0
         self.ty[...] = 0
         return True

@@ -172,6 +172,14 @@ def run_program_lava(
     if isinstance(weights_every, bool) or not isinstance(weights_every, (int, np.integer)) or weights_every < 1:
         raise InputError(f"weights_every must be a positive integer, got {weights_every!r}", field="weights_every")
     float_exp = check_lowerable(program, select_tag)
+    masked = [n for n, c in program.connections.items() if c.learning is not None and c.learning.mask is not None]
+    if read_back and masked:
+        raise UnsupportedProgramError(
+            "read_back reads Lava's Var.get(), which fails on a LearningSparse that stores zero-valued synapses "
+            "(Lava 0.10); the recorded weights are the same values",
+            node=masked[0],
+            field="read_back",
+        )
     arrays_in, seeds = _normalize_inputs(program, inputs, steps, seed)
     steps = int(steps)
     batch = len(seeds)

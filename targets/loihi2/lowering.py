@@ -13,7 +13,8 @@
   theirs (``GradedProgram.lava_process``), else the custom :class:`.graded_process.GradedNeuron`.  Port-a
   connections feed ``a_in`` (``a_in1`` of products and of the custom process), port-b connections
   ``a_in2``.  ``fixed_pt`` only: Lava has no floating_pt models of its graded processes.
-* ``ConnectionProgram`` -> ``Dense`` / ``DelayDense`` (``delays`` set) / ``LearningDense``
+* ``ConnectionProgram`` -> ``Dense`` / ``DelayDense`` (``delays`` set) / ``LearningDense`` / ``LearningSparse``
+  (a plasticity mask: exactly the mask's synapses stored, run by our corrected model, :mod:`.recording`)
   (``learning`` set) with ``weight_exp``, ``num_weight_bits``, ``sign_mode`` (Lava ``SignMode``,
   always passed explicitly) and ``num_message_bits``.  ``source.s_out -> conn.s_in``,
   ``conn.a_out -> target.a_in``.
@@ -83,6 +84,15 @@ def check_lowerable(program: Program, select_tag: str) -> dict[str, int]:
             f"the Program was compiled for engine formats {program.engine} (a target variant); Lava 0.10 implements "
             "Loihi 2's only (8-bit weights, 7-bit traces, stochastic rounding): run variants on the emulator",
             field="engine",
+        )
+    masked = next((n for n, c in program.connections.items() if c.learning is not None and c.learning.mask is not None),
+                  None)  # fmt: skip
+    if select_tag == "floating_pt" and masked is not None:
+        raise UnsupportedProgramError(
+            "a plasticity mask lowers to LearningSparse, which runs here with fixed_pt only (our corrected model, "
+            "targets/loihi2/recording.py); run masked circuits with fixed_pt",
+            node=masked,
+            field="select_tag",
         )
     if select_tag == "floating_pt" and program.graded:
         name = next(iter(program.graded))
@@ -311,11 +321,32 @@ def make_connection(spec: dict[str, Any], name: str, trial: int) -> Any:
             from lava.magma.core.learning.constants import GradedSpikeCfg
 
             common["graded_spike_cfg"] = GradedSpikeCfg.OVERWRITE
+        if conn.learning.mask is not None:
+            return _learning_sparse(weights, conn.learning.mask, rule, rec, common)
         return LearningDense(weights=weights, learning_rule=rule, nh_rec=rec, **common)
     rec = process_recording(spec, trial, name, {"w": f"{name}.w"})
     if conn.delays is not None:
         return DelayDense(weights=weights, delays=conn.delays.astype(int), nh_rec=rec, **common)
     return Dense(weights=weights, nh_rec=rec, **common)
+
+
+def _learning_sparse(weights: np.ndarray, mask: np.ndarray, rule: Any, rec: dict, common: dict) -> Any:
+    """A ``LearningSparse`` storing exactly the mask's synapses (zero weights as explicit entries) and int32 tags
+    stored at the same entries (Lava builds zero tags as empty matrices, on which dt/dd rules would touch nothing);
+    it runs with :class:`~.recording.RecLearningSparseFixed`."""
+    from lava.proc.sparse.process import LearningSparse
+    from scipy.sparse import csr_matrix
+
+    rows, cols = np.nonzero(mask)
+
+    def stored(values: np.ndarray) -> csr_matrix:
+        return csr_matrix((values.astype(np.int32), (rows, cols)), shape=mask.shape)
+
+    zeros = np.zeros(len(rows), dtype=np.int32)
+    return LearningSparse(
+        weights=stored(weights[rows, cols]), tag_1=stored(zeros), tag_2=stored(zeros), learning_rule=rule,
+        nh_rec=rec, **common,
+    )  # fmt: skip
 
 
 def build_component(

@@ -21,7 +21,8 @@ What is recorded, and when (``time_step`` k is 1-based, row k-1 holds the end of
   (after the reset), written at the end of ``run_spk`` -- the LIF has no later phase.
 * Dense / DelayDense (:class:`RecDenseFixed` ...): ``w`` once, at the end of the first ``run_spk``,
   i.e. the weights after Lava's one-time clip/LSB truncation (the *effective* weights).
-* LearningDense (:class:`RecLearningDenseFixed`, :class:`RecLearningDenseFloat`):
+* LearningDense (:class:`RecLearningDenseFixed`, :class:`RecLearningDenseFloat`) and LearningSparse
+  (:class:`RecLearningSparseFixed`, with :class:`_SparseCorrections`; its variables recorded dense):
 
   - ``w``/``t``/``d`` (weights, tag_1, tag_2), row 0: the values at the end of the first
     ``run_spk``, i.e. after Lava's first-step LSB truncation of the weights and before any
@@ -69,6 +70,10 @@ from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
 from lava.proc.lif.process import LIF
 from lava.proc.prodneuron.models import PyProdNeuronModelFixed
 from lava.proc.prodneuron.process import ProdNeuron
+from lava.proc.sparse.models import PyLearningSparseModelBitApproximate
+from lava.proc.sparse.process import LearningSparse
+from lava.utils.weightutils import SignMode
+from scipy.sparse import csr_matrix
 
 from .graded_process import GradedNeuron, PyGradedNeuronModelFixed
 
@@ -129,7 +134,7 @@ class _Recorder:
     def _nh_put(self, key: str, row: int, value: np.ndarray) -> None:
         arrays = self._nh_arrays()
         if key in arrays and 0 <= row < arrays[key].shape[0]:
-            arrays[key][row] = value
+            arrays[key][row] = value.toarray() if isinstance(value, csr_matrix) else value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,6 +301,62 @@ class RecLearningDenseFloat(_LearningRecording, PyLearningDenseModelFloat):
     """``PyLearningDenseModelFloat`` that records weights, tags and traces every step."""
 
 
+class _SparseCorrections:
+    """Three corrections to Lava 0.10's ``PyLearningSparseModelBitApproximate``, so that a ``LearningSparse`` is
+    ``LearningDense`` restricted to its stored synapses (what the chip's sparse synapses are), measured:
+
+    * its first step's LSB truncation calls ``eliminate_zeros()``: a stored synapse whose weight is (or truncates
+      to) 0 disappeared for good and never learned -- here the truncation is Lava's arithmetic on the stored
+      values, keeping every stored synapse;
+    * a rule with a ``w``, ``t`` or ``d`` factor made the fixed-point applier multiply dense arrays by csr
+      matrices (``np.clip`` of a csr matrix; the process raised and Lava hung) -- here the applier reads dense
+      copies of the synaptic variables (the accumulator and what is written back stay Lava's csr code);
+    * an excitatory or inhibitory connection raised in the accumulator's sign saturation (``np.maximum(0, csr)``:
+      "NotImplementedError: >= and <= don't work with 0") -- here it saturates the stored values.
+
+    Everything else (traces, products, stochastic rounding, the random streams) is Lava's own code.
+    ``tests/circuits/test_heterosynaptic_mask_lava.py`` pins the stock model's behaviour (absent synapses stay 0,
+    stored ones equal LearningDense's, an initial zero is dropped); ``tests/emulator/test_masked_learning_vs_lava.py``
+    that the corrected model equals the emulator (LearningDense's arithmetic, masked) value for value."""
+
+    def run_spk(self) -> None:
+        if not self.weights_set:  # type: ignore[has-type]
+            weights = self.weights.copy().astype(np.int32)  # type: ignore[has-type]
+            inhibitory = self.sign_mode == SignMode.INHIBITORY  # type: ignore[attr-defined]
+            if inhibitory:
+                weights = -weights
+            mixed = int(self.sign_mode == SignMode.MIXED)  # type: ignore[attr-defined]
+            drop = 8 - self.num_weight_bits + mixed  # type: ignore[attr-defined]
+            weights.data = (weights.data >> drop) << drop  # Lava's truncate_weights, without eliminate_zeros
+            self.weights = -weights if inhibitory else weights
+            self.weights_set = True
+        super().run_spk()  # type: ignore[misc]
+
+    def _extract_applier_args(self, x_traces_history: np.ndarray, y_traces_history: np.ndarray) -> dict:
+        args = super()._extract_applier_args(x_traces_history, y_traces_history)  # type: ignore[misc]
+        for key in ("weights", "tag_1", "tag_2"):
+            if isinstance(args[key], csr_matrix):
+                args[key] = args[key].toarray()
+        return args
+
+    def _saturate_synaptic_variable_accumulator(self, syn_var_name: str, syn_var_values):  # type: ignore[no-untyped-def]
+        if syn_var_name == "weights" and isinstance(syn_var_values, csr_matrix):
+            if self.sign_mode == SignMode.EXCITATORY:  # type: ignore[attr-defined]
+                syn_var_values.data = np.maximum(0, syn_var_values.data)
+            elif self.sign_mode == SignMode.INHIBITORY:  # type: ignore[attr-defined]
+                syn_var_values.data = np.minimum(0, syn_var_values.data)
+            return syn_var_values
+        return super()._saturate_synaptic_variable_accumulator(syn_var_name, syn_var_values)  # type: ignore[misc]
+
+
+@implements(proc=LearningSparse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class RecLearningSparseFixed(_LearningRecording, _SparseCorrections, PyLearningSparseModelBitApproximate):
+    """``PyLearningSparseModelBitApproximate`` with :class:`_SparseCorrections`, recording weights, tags (dense, 0
+    on the synapses that are not stored) and traces every step."""
+
+
 def recording_model_map(select_tag: str) -> dict[type, type]:
     """``exception_proc_model_map`` for ``Loihi2SimCfg``: our recording models for ``select_tag``."""
     from lava.proc.conv.process import Conv
@@ -309,6 +370,7 @@ def recording_model_map(select_tag: str) -> dict[type, type]:
             Dense: RecDenseFixed,
             DelayDense: RecDelayDenseFixed,
             LearningDense: RecLearningDenseFixed,
+            LearningSparse: RecLearningSparseFixed,
             GradedVec: RecGradedVecFixed,
             GradedReluVec: RecGradedReluVecFixed,
             ProdNeuron: RecProdNeuronFixed,

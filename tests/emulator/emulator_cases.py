@@ -546,3 +546,46 @@ def feature_circuits(draw, steps: int = 120, batch: tuple[int, int] = (3, 4)) ->
     n_trials = draw(st.integers(*batch))
     seeds = draw(st.lists(st.integers(0, 1000), min_size=n_trials, max_size=n_trials, unique=True))
     return b, seeds, b.batched(n_trials, draw(st.integers(0, 2**16)))
+
+
+def masked_cases(steps: int = 200, seed: int = 2) -> CaseBook:
+    """:func:`learning_cases` with a plasticity mask on every plastic connection (about 60 % of the synapses
+    present, absent ones 0, one present synapse per connection starting at 0), plus a graded-pre connection with
+    a signed modulator on two post traces and a ``u0*w`` decay (the heterosynaptic circuits' rule form)."""
+    b = learning_cases(steps, seed)
+    r = np.random.default_rng(seed + 100)
+    for conn in b.conns:
+        if conn.learning is None:
+            continue
+        mask = r.random(conn.shape) < 0.6
+        mask[0, 0] = True
+        # the present synapses 1/0.6 stronger, so that the post neurons keep their firing rates
+        conn.weights = np.where(mask, np.clip(np.round(conn.weights / 0.6), -256, 255), 0).astype(np.int32)
+        conn.weights[0, 0] = 0  # a present synapse at 0: it must learn like the others
+        conn.learning.mask = mask
+    pre = b.graded("g_pre", 12, 0.5, 254)
+    n_post = 6
+    post = b.pop("p_graded_post", n_post, du=1500, dv=1500, vth=900)
+    b.conn("drive_graded_post", b.spikes("i_graded_post", 5, 0.3), post, r.integers(0, 100, (n_post, 5)))
+    plus, minus = b.graded("e_plus", n_post, 0.4, 100), b.graded("e_minus", n_post, 0.4, 100)
+    mask = r.random((n_post, 12)) < 0.4
+    mask[0, 0] = True
+    weights = np.where(mask, r.integers(-80, 80, (n_post, 12)), 0)
+    weights[0, 0] = 0
+    b.conn(
+        "masked_graded",
+        pre,
+        post,
+        weights,
+        num_message_bits=8,
+        learning=learning(
+            {"dw": "-2^-4*x0*y2*x1 + 2^-4*x0*y3*x1 - 2^-6*u0*w"},
+            {},
+            {"x1": 65535},
+            t_epoch=3,
+            third_factor={"y2": plus, "y3": minus},
+            pre_activity=True,
+            mask=mask,
+        ),
+    )
+    return b
