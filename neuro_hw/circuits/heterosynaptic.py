@@ -2,9 +2,9 @@
 
 The same math as :mod:`neuro_hw.circuits.heterosynaptic_numpy` (the ground truth), built from the public API:
 graded neurons, product neurons, ``Delay`` nodes and plastic ``Linear`` nodes with modulators, for any
-:class:`~neuro_hw.circuits.heterosynaptic_numpy.Topology` whose masks are whole blocks (the motif, structured and
-:func:`~neuro_hw.circuits.heterosynaptic_numpy.amorphous_blocks` networks; the IR has no per-synapse plasticity
-mask, see ``docs/heterosynaptic.md``).  Levels ``0`` (input ``x``) .. ``L`` (output ``o``)::
+:class:`~neuro_hw.circuits.heterosynaptic_numpy.Topology` (the motif, structured, block-amorphous and neuron-level
+amorphous networks: a mask that is not a whole block becomes the plastic node's plasticity mask, so absent synapses
+stay 0 on every backend).  Levels ``0`` (input ``x``) .. ``L`` (output ``o``)::
 
     forward   x ──w{l}_{j}──> h{l} = clip(a_l, 0, c_h) ... ──w{L}_{j}──> o ──(+I)──> err = o - t <──(-I)── target
               (skips j < l-1 read a delayed relay h{j}_d{k} of h_j so that every input of level l arrives together)
@@ -114,13 +114,6 @@ class CircuitSpec:
     def __post_init__(self) -> None:
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
-        for kind, masks in (("forward", self.topology.forward), ("feedback", self.topology.feedback)):
-            for key, mask in masks.items():
-                if not np.all(mask):
-                    raise ValueError(
-                        f"{self.topology.name}: {kind} mask {key} is not a whole block; the IR's plasticity has no "
-                        "per-synapse mask (use heterosynaptic_numpy.amorphous_blocks for a circuit)"
-                    )
 
     def c(self, level: int) -> float:
         """Range and offset of the feedback activity of ``level`` (``L``: the error)."""
@@ -238,6 +231,7 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
             third_factor={"m": modulator},
             w_bounds=bounds,
             t_epoch=T,
+            mask=_mask(topo.forward[(level, int(name.split("_")[1]))]),
         )
     for level, m in topo.feedback_keys():
         factor = f"(x1-{spec.c(m)!r})" if hardware else "x1"
@@ -249,9 +243,16 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
             third_factor={"m": f"xm{level}"},
             w_bounds=bounds,
             t_epoch=T,
+            mask=_mask(topo.feedback[(level, m)]),
         )
     circuit.validate()
     return circuit, sched
+
+
+def _mask(mask: np.ndarray) -> np.ndarray | None:
+    """A topology mask as a plasticity mask: None for a whole block (every synapse exists)."""
+    mask = np.asarray(mask, dtype=bool)
+    return None if mask.all() else mask
 
 
 def _decay(coefficient: float) -> str:

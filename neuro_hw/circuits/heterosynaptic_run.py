@@ -48,15 +48,17 @@ HW_PARAMS = hn.HeteroParams(eta=0.02, eta_v=0.02, lam=0.0, lam_v=0.0)
 
 
 def hardware_setup(n_hidden: int = 8, seed: int = 0, params: hn.HeteroParams = HW_PARAMS, kind: str = "motif"):
-    """The motif (64 - n_hidden - 10), or (``kind="amorphous_blocks"``) the block-amorphous network
-    64 - n_hidden - n_hidden - 10 of topology seed 2, in hardware form: ``(topology, spec, state, circuit,
-    schedule)``."""
+    """The motif (64 - n_hidden - 10), or the block-amorphous (``kind="amorphous_blocks"``) or neuron-level
+    amorphous (``kind="amorphous"``: sparse matrices with plasticity masks) network 64 - n_hidden - n_hidden - 10
+    of topology seed 2, in hardware form: ``(topology, spec, state, circuit, schedule)``."""
     if kind == "motif":
         topo = hn.motif(64, n_hidden, 10)
     elif kind == "amorphous_blocks":
         topo = hn.amorphous_blocks((64, n_hidden, n_hidden, 10), seed=2)
+    elif kind == "amorphous":
+        topo = hn.amorphous((64, n_hidden, n_hidden, 10), seed=2)
     else:
-        raise ValueError(f"kind must be 'motif' or 'amorphous_blocks', got {kind!r}")
+        raise ValueError(f"kind must be 'motif', 'amorphous_blocks' or 'amorphous', got {kind!r}")
     state = hn.init_state(topo, params, seed)
     spec = hc.CircuitSpec(topo, params)
     circuit, sched = hc.heterosynaptic_circuit(spec, state)
@@ -126,15 +128,15 @@ def hardware(n_samples: int = 1347, weight_bits: Sequence[int] = (8, 6, 5, 4), s
     return out
 
 
-def lava_check(steps: int = 200, seed: int = 0) -> dict[str, Any]:
-    """The first ``steps`` steps of the compiled motif on the emulator and on Lava 0.10 fixed_pt, compared value
-    for value (``neuro_hw.compare``, profile ``exact``)."""
+def lava_check(steps: int = 200, seed: int = 0, kind: str = "motif", n_hidden: int = 8) -> dict[str, Any]:
+    """The first ``steps`` steps of the compiled network (:func:`hardware_setup`) on the emulator and on Lava 0.10
+    fixed_pt, compared value for value (``neuro_hw.compare``, profile ``exact``)."""
     import neuro_hw
     from neuro_hw.circuits.digits import epoch_order, load_digits_split, one_hot
     from neuro_hw.compare import compare
 
     sp = load_digits_split()
-    topo, spec, state, circuit, sched = hardware_setup(seed=seed)
+    topo, spec, state, circuit, sched = hardware_setup(n_hidden, seed=seed, kind=kind)
     program = neuro_hw.compile(circuit, dt=hc.DT, **hc.compile_options(spec))
     n = -(-steps // sched.period)
     order = epoch_order(sp.n_train, 1, seed)[:n]
@@ -142,8 +144,8 @@ def lava_check(steps: int = 200, seed: int = 0) -> dict[str, Any]:
     emu = neuro_hw.run(program, stim, steps, backend="emulator", seed=seed)
     lava = neuro_hw.run(program, stim, steps, backend="lava", seed=seed)
     c = compare(lava, emu, "exact")
-    return {"steps": steps, "passed": bool(c.passed and not c.only_in_one), "compared_values": int(c.compared_values),
-            "report": c.report()}  # fmt: skip
+    return {"steps": steps, "kind": kind, "passed": bool(c.passed and not c.only_in_one),
+            "compared_values": int(c.compared_values), "report": c.report()}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ evolution
@@ -341,7 +343,8 @@ def run_stages(args: argparse.Namespace) -> dict[str, Any]:
     if "hardware" in stages:
         bits = [int(b) for b in args.weight_bits.split(",")]
         data = hardware(args.hw_samples, bits, kind=args.hw_kind)
-        name = "hardware" if args.hw_kind == "motif" else "hardware_amorphous"
+        name = {"motif": "hardware", "amorphous_blocks": "hardware_amorphous",
+                "amorphous": "hardware_amorphous_neurons"}[args.hw_kind]  # fmt: skip
         save(name, data)
         plot_hardware(data, out / f"heterosynaptic_{name}.png")
     if "precision" in stages:
@@ -354,8 +357,9 @@ def run_stages(args: argparse.Namespace) -> dict[str, Any]:
         print(f"wrote {out / (args.precision_name + '.json')}", flush=True)
         results["precision"] = data
     if "lava" in stages:
-        data = lava_check()
-        save("lava", data)
+        data = lava_check(kind=args.hw_kind)
+        names = {"motif": "lava", "amorphous_blocks": "lava_amorphous", "amorphous": "lava_amorphous_neurons"}
+        save(names[args.hw_kind], data)
     return results
 
 
@@ -382,8 +386,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hw-kind",
         default="motif",
-        choices=("motif", "amorphous_blocks"),
-        help="hardware: the motif 64-8-10 or the block-amorphous 64-8-8-10 (topology seed 2)",
+        choices=("motif", "amorphous_blocks", "amorphous"),
+        help="hardware and lava: the motif 64-8-10, the block-amorphous 64-8-8-10 or the neuron-level amorphous "
+        "64-8-8-10 (sparse matrices as plasticity masks; topology seed 2)",
     )
 
 

@@ -302,6 +302,11 @@ def compile_learning(
         f"{name}: the engine clips weights to [{enforced_lo:.6g}, {enforced_hi:.6g}] ({target.weights.bits}-bit "
         f"range); requested w_bounds [{lo:g}, {hi:g}]"
     )
+    if spec.mask is not None:
+        report.notes.append(
+            f"{name}: plasticity mask, {spec.present} of {spec.mask.size} synapses present (stored sparse: Lava "
+            "LearningSparse); the absent ones stay 0"
+        )
     return LearningProgram(
         rules=rules,
         impulses=impulses,

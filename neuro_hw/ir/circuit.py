@@ -217,7 +217,8 @@ class Circuit:
 
         ``pre`` and ``post`` default to the unique predecessor and successor of the weight node.
         Other keyword arguments are those of :meth:`Plasticity.create` (``traces``, ``third_factor``,
-        ``t_epoch``, ``w_bounds``).  The circuit is validated afterwards.
+        ``t_epoch``, ``w_bounds``, ``mask``: the 0/1 ``(n_post, n_pre)`` array of the synapses that exist).  The
+        circuit is validated afterwards.
         """
         if synapse not in self.nodes:
             raise RuleError("no such node to attach plasticity to", node=synapse)

@@ -56,6 +56,7 @@ def test_the_program_carries_the_mask_and_counts_present_synapses():
     conn = program.connections["w"]
     assert np.array_equal(conn.learning.mask, mask) and np.all(conn.weights[~mask] == 0)
     assert program.report.resources.synapses == int(mask.sum())
+    assert any(f"plasticity mask, {int(mask.sum())} of {mask.size} synapses" in n for n in program.report.notes)
     unmasked = neuro_hw.compile(_circuit(masked=False, w_bounds=(0.0, 1.0))[0])
     assert unmasked.report.resources.synapses == N_POST * N_PRE
     result = run(program, _spikes(), STEPS, backend="emulator")
