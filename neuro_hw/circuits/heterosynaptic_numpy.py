@@ -175,8 +175,8 @@ def matched(topo: Topology) -> Topology:
 def amorphous_blocks(
     sizes: Sequence[int], p_skip: float = 0.5, p_feedback: float = 0.75, p_feedback_skip: float = 0.5, seed: int = 0
 ) -> Topology:
-    """An amorphous network at the granularity of levels, the form the circuit can build (plasticity in the IR has
-    no per-synapse mask: every entry of a plastic matrix learns, ``docs/heterosynaptic.md``).  Forward: every
+    """An amorphous network at the granularity of levels (whole blocks: the circuit needs no plasticity masks for
+    it, unlike the neuron-level :func:`amorphous`).  Forward: every
     level from the one below (dense), plus each skip ``(l, j)``, ``j < l - 1``, with probability ``p_skip``;
     projections onto hidden level ``l`` from level ``l + 1`` with ``p_feedback`` and from each higher level with
     ``p_feedback_skip`` (at least one per hidden level), drawn independently of the forward skips

@@ -198,13 +198,12 @@ def _read_group(group: h5py.Group, budget: _Budget, node: str | None, depth: int
     return data
 
 
-def _read_graph(f: h5py.File, file: str) -> nir.NIRGraph:
+def _read_graph(f: h5py.File, file: str, budget: _Budget) -> nir.NIRGraph:
     if "node" not in f:
         raise CircuitFileError("not a NIR file: it has no '/node' group", file=file)
     root = f["node"]
     if not isinstance(root, h5py.Group):
         raise CircuitFileError("'/node' is not a group", file=file)
-    budget = _Budget(file)
     root_type = None
     if "type" in root:
         item = root["type"]
@@ -315,7 +314,7 @@ def _node_from_dict(data: dict, name: str, file: str, depth: int = 0) -> nir.NIR
         raise ValidationError(f"invalid {kind} node ({reason})", file=file, node=name) from None
 
 
-def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dict, dict]:
+def _read_extension(f: h5py.File, file: str, budget: _Budget) -> tuple[dict[str, Plasticity], dict, dict]:
     if EXTENSION_GROUP not in f:
         return {}, {}, {}
     group = f[EXTENSION_GROUP]
@@ -382,7 +381,6 @@ def _read_extension(f: h5py.File, file: str) -> tuple[dict[str, Plasticity], dic
                 f"malformed graded node entry ({err!r})", file=file, node=name, field="nodes"
             ) from None
     plasticity = {}
-    budget = _Budget(file)
     for name, spec in ext.get("plasticity", {}).items():
         try:
             mask = _read_mask(group, spec, budget, version, name) if isinstance(spec, dict) else None
@@ -404,17 +402,22 @@ def _read_mask(group: h5py.Group, spec: dict, budget: _Budget, version: int, nod
     if not isinstance(dataset, str) or not dataset.startswith(f"{MASK_GROUP}/") or dataset.count("/") != 1:
         raise CircuitFileError(f"the mask marker names no dataset under '{MASK_GROUP}/' (got {dataset!r})",
                                node=node, field="mask")  # fmt: skip
-    item = group.get(dataset)
-    if not isinstance(item, h5py.Dataset):
-        raise CircuitFileError(f"the mask dataset '/{EXTENSION_GROUP}/{dataset}' is missing", node=node, field="mask")
-    budget.dataset(item, node, "mask")
-    if item.dtype.kind not in "biu" or len(item.shape or ()) != 2:
-        raise CircuitFileError(
-            f"the mask dataset must be a 2-D integer 0/1 array, got dtype {item.dtype} shape {item.shape}",
-            node=node,
-            field="mask",
-        )
-    return np.asarray(item[()])
+    try:
+        item = group.get(dataset)
+        if not isinstance(item, h5py.Dataset):
+            raise CircuitFileError(f"the mask dataset '/{EXTENSION_GROUP}/{dataset}' is missing", node=node,
+                                   field="mask")  # fmt: skip
+        budget.dataset(item, node, "mask")
+        if item.dtype.kind not in "biu" or len(item.shape or ()) != 2:
+            raise CircuitFileError(
+                f"the mask dataset must be a 2-D integer 0/1 array, got dtype {item.dtype} shape {item.shape}",
+                node=node,
+                field="mask",
+            )
+        return np.asarray(item[()])
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise CircuitFileError(f"cannot read the mask dataset '/{EXTENSION_GROUP}/{dataset}' ({err})", node=node,
+                               field="mask") from None  # fmt: skip
 
 
 def _restore_graded(graph: nir.NIRGraph, graded: dict, file: str) -> None:
@@ -462,8 +465,9 @@ def _read_file(path: Path) -> tuple[nir.NIRGraph, dict[str, Plasticity], dict]:
         raise CircuitFileError(f"not a readable HDF5/NIR file (truncated or corrupt?): {err}", file=file) from None
     try:
         with f:
-            graph = _read_graph(f, file)
-            plasticity, metadata, graded = _read_extension(f, file)
+            budget = _Budget(file)  # one budget for the graph's datasets and the masks
+            graph = _read_graph(f, file, budget)
+            plasticity, metadata, graded = _read_extension(f, file, budget)
             _restore_graded(graph, graded, file)
     except NeuroHWError as err:
         raise err.located(file=file) from None

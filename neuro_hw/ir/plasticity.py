@@ -356,6 +356,8 @@ class Plasticity:
         required = ("pre", "post", "rules", "traces", "t_epoch", "w_bounds")
         data = _entry(data, "plasticity entry", required, ("rule_strings", "third_factor", "mask"))
         mask = as_mask(mask)
+        if "mask" in data and data["mask"] is None:
+            raise RuleError("'mask' must be an object (the mask marker), got null", field="mask")
         check_mask_marker(data.get("mask"), mask)
         for key in ("rules", "traces", "third_factor", "rule_strings"):
             if not isinstance(data.get(key, {}), Mapping):
@@ -423,14 +425,21 @@ def as_mask(mask: object) -> np.ndarray | None:
         raise RuleError(f"mask has {arr.size:,} entries, more than {limits.limit_name('MAX_ARRAY_ELEMENTS')}",
                         field="mask")  # fmt: skip
     if arr.dtype.kind == "b":
-        return np.ascontiguousarray(arr, dtype=bool)
+        return _frozen(arr)
     if arr.dtype.kind not in "iuf":
         raise RuleError(f"mask must hold 0/1 (or bool) values, got dtype {arr.dtype}", field="mask")
     bad = ~((arr == 0) | (arr == 1))
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
-        raise RuleError(f"mask must hold only 0 and 1; entry ({i}, {j}) is {arr[i, j]!r}", field="mask")
-    return np.ascontiguousarray(arr == 1)
+        raise RuleError(f"mask must hold only 0 and 1; entry ({i}, {j}) is {arr[i, j].item()!r}", field="mask")
+    return _frozen(arr == 1)
+
+
+def _frozen(mask: np.ndarray) -> np.ndarray:
+    """A read-only C-contiguous bool copy: a spec's mask cannot change after it was validated."""
+    out = np.array(mask, dtype=bool, order="C", copy=True)
+    out.setflags(write=False)
+    return out
 
 
 def check_mask_marker(marker: object, mask: np.ndarray | None) -> None:

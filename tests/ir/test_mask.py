@@ -3,6 +3,8 @@ stock NIR readers, and clear errors for bad masks and bad files."""
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import nir
 import numpy as np
@@ -129,3 +131,34 @@ def test_from_dict_needs_the_array_a_marker_declares():
     with pytest.raises(RuleError, match="without a 'mask' marker"):
         Plasticity.from_dict(_circuit(mask=None).plasticity["w"].to_dict(), MASK)
     assert Plasticity.from_dict(spec.to_dict(), MASK.astype(np.uint8)) == spec
+
+
+def test_a_spec_keeps_its_own_read_only_copy_of_the_mask():
+    mask = MASK.copy()
+    circuit = _circuit(mask=mask)
+    before = circuit.hash()
+    mask[0, 0] = False  # the caller's array changes after the check: the circuit does not
+    assert circuit.hash() == before and circuit.plasticity["w"].mask[0, 0]
+    with pytest.raises(ValueError, match="read-only"):
+        circuit.plasticity["w"].mask[0, 0] = False
+
+
+def test_a_null_mask_marker_is_refused_not_read_as_no_mask(tmp_path):
+    path = neuro_hw.save(_circuit(), tmp_path / "c.nir")
+    with h5py.File(path, "a") as f:
+        ext = json.loads(f["neuro_hw"].attrs["extension"])
+        ext["plasticity"]["w"]["mask"] = None
+        f["neuro_hw"].attrs["extension"] = json.dumps(ext)
+    with pytest.raises(RuleError, match="got null") as info:
+        neuro_hw.load(path)
+    assert info.value.node == "w" and info.value.field == "mask"
+
+
+def test_an_unreadable_mask_dataset_names_node_and_field(tmp_path):
+    path = neuro_hw.save(_circuit(), tmp_path / "c.nir")
+    with h5py.File(path, "a") as f:
+        del f["neuro_hw/masks/0"]
+        f["neuro_hw/masks/0"] = h5py.SoftLink("/neuro_hw/masks/0")  # a link to itself
+    with pytest.raises(CircuitFileError) as info:
+        neuro_hw.load(path)
+    assert info.value.node == "w" and info.value.field == "mask"
