@@ -16,14 +16,13 @@ The 64-100-10 network of :mod:`neuro_hw.circuits.feedback_alignment` (docs/error
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, exact_check
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, exact_check, section_runner
 from neuro_hw.demo.precision import LOIHI2_TRACE_BITS, by_weight_bits, precision_sweep
 
 
@@ -107,9 +106,8 @@ def _curves_plot(path: Path, epochs: int, float_acc: np.ndarray, fixed_acc: np.n
     return path
 
 
-def run_section(
-    out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
-) -> Section:
+@section_runner
+def run_section(out_dir: Path, full: bool, engine_options: dict | None, progress: bool) -> Section:
     """Run the section and write its files under ``out_dir``."""
     from tqdm.auto import tqdm
 
@@ -119,8 +117,6 @@ def run_section(
     from neuro_hw.circuits.feedback_alignment import train_circuit
 
     size = FULL if full else QUICK
-    start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
     params = ErrorDrivenParams(epochs=size.epochs)
     split = load_digits_split()
     section = Section(
@@ -189,5 +185,4 @@ def run_section(
         Claim("the emulator is Lava, bit for bit", "identical values", section.exact.verdict(),
               section.exact.passed),
     ]  # fmt: skip
-    section.seconds = time.perf_counter() - start
     return section

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, compile_table, exact_check
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, compile_table, exact_check, section_runner
 
 #: Samples of one epoch of the digits' training split.
 EPOCH = 1347
@@ -71,9 +70,8 @@ def _f(v: float, fmt: str = ".2f") -> str:
     return format(v, fmt) if np.isfinite(v) else "n/a"
 
 
-def run_section(
-    out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
-) -> Section:
+@section_runner
+def run_section(out_dir: Path, full: bool, engine_options: dict | None, progress: bool) -> Section:
     """Run the section and write its files under ``out_dir``."""
     import neuro_hw
     from neuro_hw.circuits import heterosynaptic as hc
@@ -81,8 +79,6 @@ def run_section(
     from neuro_hw.demo.precision import precision_sweep
 
     size = FULL if full else QUICK
-    start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
     topo, spec, _, circuit, sched = hardware_setup(seed=size.seed)
     p = spec.params
     section = Section(
@@ -187,7 +183,6 @@ def run_section(
         "One seed and one epoch in quick mode: single snapshots of the alignment are noisy (+-0.1); "
         "docs/heterosynaptic.md has three seeds and three epochs (Loihi 2: alignment 0.77 +- 0.02, DC 0.90 +- 0.05)."
     )
-    section.seconds = time.perf_counter() - start
     return section
 
 

@@ -15,20 +15,17 @@ meta-learned (CMA-ES) and committed in ``docs/results/meta_plasticity_meta.json`
 * **exact check**: the first ``lava_steps`` steps of the compiled Program on the emulator and on Lava;
 * **precision sweep** (:mod:`neuro_hw.sweep`): query accuracy of F_bio's chip form against weight and trace bits,
   the float chip form as the baseline (one emulator kernel serves every width).
-
-Not registered in :data:`neuro_hw.demo.SECTIONS`: run it with ``run_section(out_dir)``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, compile_table, exact_check
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, compile_table, exact_check, section_runner
 
 #: The committed meta-learning results (the repository's docs/results).
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
@@ -115,9 +112,8 @@ def _exact_check(steps: int) -> ExactCheck:
     return exact_check(program, stim, steps, 0)
 
 
-def run_section(
-    out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
-) -> Section:
+@section_runner
+def run_section(out_dir: Path, full: bool, engine_options: dict | None, progress: bool) -> Section:
     """Run the section and write its files under ``out_dir``."""
     from tqdm.auto import tqdm
 
@@ -129,8 +125,6 @@ def run_section(
     from neuro_hw.demo.precision import precision_sweep
 
     size = FULL if full else QUICK
-    start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
     rules = committed_rules()
     section = Section(
         "meta-plasticity",
@@ -242,5 +236,4 @@ def run_section(
         f"found an anti-Hebbian thetaH < 0 in float, so its fixed-point rule is {_theta_text(f_bio_chip)} "
         "(docs/meta-plasticity.md §4)."
     )
-    section.seconds = time.perf_counter() - start
     return section

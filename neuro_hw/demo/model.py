@@ -7,6 +7,9 @@ headline numbers, claims (a paper's or an issue's statement beside what was meas
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,23 @@ class DemoResult:
     seconds: float
     started: str
     report: Path | None = None
+
+
+#: A demo section's entry point: ``run_section(out_dir, full, engine_options, progress) -> Section``.
+SectionRunner = Callable[[Path, bool, "dict | None", bool], Section]
+
+
+def section_runner(run: SectionRunner) -> SectionRunner:
+    """Give a section's ``run_section`` the interface every section shares: keyword defaults, its output folder
+    created, and its wall time in ``Section.seconds``."""
+
+    @functools.wraps(run)
+    def wrapped(out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
+                ) -> Section:  # fmt: skip
+        start = time.perf_counter()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        section = run(out_dir, full, engine_options, progress)
+        section.seconds = time.perf_counter() - start
+        return section
+
+    return wrapped

@@ -16,14 +16,13 @@ falls from ~90 degrees).  Run on identical seeds:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, compile_table, exact_check
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, Table, compile_table, exact_check, section_runner
 
 
 @dataclass(frozen=True)
@@ -55,17 +54,14 @@ def _exact_check(seed: int, steps: int) -> ExactCheck:
     return exact_check(program, sched.present(task.x_train[order], task.t_train[order]), steps, seed)
 
 
-def run_section(
-    out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
-) -> Section:
+@section_runner
+def run_section(out_dir: Path, full: bool, engine_options: dict | None, progress: bool) -> Section:
     """Run the section and write its files under ``out_dir``."""
     from neuro_hw.circuits.self_assembly_experiments import hardware_curves, hardware_spec, plot_hardware
     from neuro_hw.circuits.self_assembly_numpy import digits_task, run_seeds
     from neuro_hw.demo.precision import precision_sweep
 
     size = FULL if full else QUICK
-    start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
     spec = hardware_spec()
     p = replace(spec.params, epochs=size.epochs)
     section = Section(
@@ -149,5 +145,4 @@ def run_section(
               f"{acc_x - acc_f:+.1f} points after {size.epochs} epochs", bool(acc_x >= acc_f - 2.0)),
         Claim("the emulator is Lava, bit for bit", "identical values", section.exact.verdict(), section.exact.passed),
     ]  # fmt: skip
-    section.seconds = time.perf_counter() - start
     return section

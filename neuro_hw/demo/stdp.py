@@ -9,13 +9,12 @@ against Lava on the first steps; selectivity against weight bits (and trace bits
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, exact_check
+from neuro_hw.demo.model import Claim, ExactCheck, Figure, Section, exact_check, section_runner
 from neuro_hw.demo.precision import by_weight_bits, precision_sweep
 
 
@@ -48,15 +47,12 @@ def _exact_check(steps: int, seed: int) -> ExactCheck:
     return exact_check(program, {"input": correlated_inputs(steps, 40, seed=seed)}, steps, seed)
 
 
-def run_section(
-    out_dir: Path, full: bool = False, engine_options: dict | None = None, progress: bool = True
-) -> Section:
+@section_runner
+def run_section(out_dir: Path, full: bool, engine_options: dict | None, progress: bool) -> Section:
     from neuro_hw.compiler.target import load_target
     from neuro_hw.sweep.examples import stdp_selectivity
 
     size = FULL if full else QUICK
-    start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
     section = Section(
         "stdp",
         "STDP selects correlated inputs",
@@ -97,5 +93,4 @@ def run_section(
               f"{100 * ratio_8:.0f} %", bool(ratio_8 >= 0.9)),
         Claim("the emulator is Lava, bit for bit", "identical values", section.exact.verdict(), section.exact.passed),
     ]  # fmt: skip
-    section.seconds = time.perf_counter() - start
     return section
