@@ -81,6 +81,7 @@ import numpy as np
 
 from neuro_hw.compiler.program import LEARNING_TRACES, EngineFormat, LearningProgram, learning_rng_seed
 from neuro_hw.errors import RuleError, ValidationError
+from neuro_hw.ir.plasticity import first_absent_nonzero
 
 from .intmath import njit
 from .microcode import TARGET_ORDER, TARGET_VARIABLE, decimation_exponent, parse_microcode
@@ -381,7 +382,7 @@ class LearningEngine:
             if mask.shape != (self.n_post, self.n_pre):
                 raise ValidationError(f"plasticity mask has shape {mask.shape}, the weights "
                                       f"{(self.n_post, self.n_pre)}", node=name, field="learning.mask")  # fmt: skip
-            if np.any(w0[..., ~mask] != 0):
+            if first_absent_nonzero(mask, w0) is not None:
                 raise ValidationError("a synapse outside the plasticity mask has a nonzero initial weight", node=name,
                                       field="learning.mask")  # fmt: skip
         self.present = np.ascontiguousarray(mask.T, dtype=np.uint8) if self.masked else np.ones((1, 1), np.uint8)

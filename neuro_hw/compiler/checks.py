@@ -20,6 +20,7 @@ import numpy as np
 
 from neuro_hw.compiler.program import LEARNING_TRACES, GradedProgram, NeuronProgram, Program
 from neuro_hw.errors import NeuroHWError, ValidationError
+from neuro_hw.ir.plasticity import first_absent_nonzero
 
 #: Largest synaptic delay (steps) of a DelayDense.
 MAX_DELAY = 63
@@ -119,9 +120,9 @@ def _check_connection(program: Program, name: str, conn, unsupported, max_delay:
                 node=name,
                 field="learning.mask",
             )
-        stray = (conn.weights != 0) & ~mask
-        if stray.any():
-            i, j = (int(k) for k in np.argwhere(stray)[0])
+        stray = first_absent_nonzero(mask, conn.weights)
+        if stray is not None:
+            i, j = stray
             raise ValidationError(
                 f"weight {int(conn.weights[i, j])} at ({i}, {j}) is on a synapse outside the plasticity mask",
                 node=name,

@@ -68,7 +68,7 @@ from neuro_hw.compiler.trial_weights import check_trial_weights
 from neuro_hw.errors import InputError
 from neuro_hw.result import Result
 
-from .lowering import SELECT_TAGS, UnsupportedProgramError, check_lowerable
+from .lowering import SELECT_TAGS, UnsupportedProgramError, check_lowerable, masked_connections
 from .process_guard import run_guarded
 from .recording_plan import pack_recordings, plan_arrays, weight_sampling
 from .worker_protocol import (
@@ -172,7 +172,7 @@ def run_program_lava(
     if isinstance(weights_every, bool) or not isinstance(weights_every, (int, np.integer)) or weights_every < 1:
         raise InputError(f"weights_every must be a positive integer, got {weights_every!r}", field="weights_every")
     float_exp = check_lowerable(program, select_tag)
-    masked = [n for n, c in program.connections.items() if c.learning is not None and c.learning.mask is not None]
+    masked = masked_connections(program)
     if read_back and masked:
         raise UnsupportedProgramError(
             "read_back reads Lava's Var.get(), which fails on a LearningSparse that stores zero-valued synapses "

@@ -75,6 +75,11 @@ class UnsupportedProgramError(NeuroHWError):
     """The Program uses a feature that Lava 0.10 cannot express (or would silently ignore)."""
 
 
+def masked_connections(program: Program) -> list[str]:
+    """The plastic connections with a plasticity mask (lowered to LearningSparse)."""
+    return [n for n, c in program.connections.items() if c.learning is not None and c.learning.mask is not None]
+
+
 def check_lowerable(program: Program, select_tag: str) -> dict[str, int]:
     """Check that the Program can be lowered (:func:`~neuro_hw.compiler.checks.check_program`); return the
     float unit exponent ``e_p`` of each population (floating_pt: the ``weight_exp`` of its plastic inputs)."""
@@ -85,13 +90,12 @@ def check_lowerable(program: Program, select_tag: str) -> dict[str, int]:
             "Loihi 2's only (8-bit weights, 7-bit traces, stochastic rounding): run variants on the emulator",
             field="engine",
         )
-    masked = next((n for n, c in program.connections.items() if c.learning is not None and c.learning.mask is not None),
-                  None)  # fmt: skip
-    if select_tag == "floating_pt" and masked is not None:
+    masked = masked_connections(program)
+    if select_tag == "floating_pt" and masked:
         raise UnsupportedProgramError(
             "a plasticity mask lowers to LearningSparse, which runs here with fixed_pt only (our corrected model, "
             "targets/loihi2/recording.py); run masked circuits with fixed_pt",
-            node=masked,
+            node=masked[0],
             field="select_tag",
         )
     if select_tag == "floating_pt" and program.graded:
