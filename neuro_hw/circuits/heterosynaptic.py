@@ -155,7 +155,7 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
             edges.append((f"{name}_in", name))
         return name
 
-    forward_pre: dict[str, str] = {}
+    forward_pre: dict[tuple[int, int], str] = {}  # (level, j) -> the pre node of W[level, j]
     for level in range(1, L + 1):
         if level < L:
             nodes[_h(level, L)] = GradedNeuron(_shape(sizes[level]), "clipped_relu", clip=p.c_h)
@@ -163,7 +163,7 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
             name = f"w{level}_{j}"
             nodes[name] = nir.Linear(np.asarray(state.W[(level, j)], dtype=np.float64))
             source = _h(j, L) if j == level - 1 else relay(j, level - 1 - j)
-            forward_pre[name] = source
+            forward_pre[(level, j)] = source
             edges += [(source, name), (name, _h(level, L))]
     # feedback: d_l = f'(h_l) * (z_l(t) - z_l(t-1)), z_l = sum_m V[l, m] gp_{m,l}
     for level in range(L - 1, 0, -1):
@@ -218,12 +218,11 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
         edges += [(_g(level, L), f"{m}_delay"), (f"{m}_delay", f"{m}_in"), (f"{m}_in", m)]
     circuit = Circuit(nodes, edges, metadata={"name": f"heterosynaptic-{topo.name}-{spec.form}", "dt": dt})
     bounds = (-p.w_max, p.w_max)
-    for name, source in forward_pre.items():
-        level = int(name[1:].split("_")[0])
+    for (level, j), source in forward_pre.items():
         modulator = _g(1, L) if level == 1 else f"m{level}"
         coefficient = -p.eta * spec.gains.s(level, L)
         circuit.add_plasticity(
-            name,
+            f"w{level}_{j}",
             f"dw = {coefficient!r}*x0*m*x1" + _decay(p.eta * p.lam),
             pre=source,
             post=_h(level, L),
@@ -231,7 +230,7 @@ def heterosynaptic_circuit(spec: CircuitSpec, state: State, dt: float = DT) -> t
             third_factor={"m": modulator},
             w_bounds=bounds,
             t_epoch=T,
-            mask=_mask(topo.forward[(level, int(name.split("_")[1]))]),
+            mask=_mask(topo.forward[(level, j)]),
         )
     for level, m in topo.feedback_keys():
         factor = f"(x1-{spec.c(m)!r})" if hardware else "x1"
